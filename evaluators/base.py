@@ -1,0 +1,117 @@
+"""The evaluator contract: a design (flat dict) in, flat float metrics out.
+
+Why a registry of factories rather than instances: runners (serial, Ray) must
+rebuild the evaluator inside worker processes from a picklable
+:class:`EvaluatorSpec` (name + options), so evaluators never travel by pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Design = dict[str, Any]
+Metrics = dict[str, float]
+
+
+class EvaluatorError(ValueError):
+    """Unknown evaluator or bad evaluator options."""
+
+
+def stable_hash(payload: Any, length: int = 16) -> str:
+    """Hex digest of a JSON-canonical payload (sorted keys, floats by repr)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+class Evaluator(ABC):
+    """Turns a design into metrics. Must be pure given (design, options, seed)."""
+
+    #: registry name, e.g. "zdt1" or "cim"
+    name: str = ""
+    #: bump when results for the same design would change; part of design_id
+    version: str = "1"
+
+    @abstractmethod
+    def metric_names(self) -> list[str]:
+        """Every metric ``evaluate`` returns (objectives/constraints are checked against it)."""
+
+    @abstractmethod
+    def evaluate(self, design: Design) -> Metrics:
+        """Evaluate one design. Raise on failure; the engine records the error text."""
+
+    def default_space(self) -> Any | None:
+        """A :class:`search_spaces.SearchSpace` to use when the study file gives none."""
+        return None
+
+    def training_key(self, design: Design) -> str | None:
+        """Hash of the train-stage part of ``design`` (None: nothing is trained)."""
+        return None
+
+    def evaluate_batch(self, designs: list[Design]) -> list[Metrics | BaseException]:
+        """Evaluate several designs; evaluators sharing work (one training) override it."""
+        out: list[Metrics | BaseException] = []
+        for d in designs:
+            try:
+                out.append(self.evaluate(d))
+            except Exception as exc:  # recorded per design by the runner
+                out.append(exc)
+        return out
+
+
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    """Picklable recipe for an evaluator: registry name + keyword options."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def create(self) -> Evaluator:
+        return create_evaluator(self.name, **dict(self.options))
+
+
+_REGISTRY: dict[str, Callable[..., Evaluator]] = {}
+
+
+def register_evaluator(name: str) -> Callable[[Callable[..., Evaluator]], Callable[..., Evaluator]]:
+    """Decorator: make ``factory(**options)`` available under ``name``."""
+
+    def deco(factory: Callable[..., Evaluator]) -> Callable[..., Evaluator]:
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def available_evaluators() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def create_evaluator(name: str, **options: Any) -> Evaluator:
+    """Build a registered evaluator; unknown names list what is allowed."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise EvaluatorError(
+            f"unknown evaluator {name!r}; allowed: {', '.join(sorted(_REGISTRY))}"
+        )
+    try:
+        return _REGISTRY[name](**options)
+    except TypeError as exc:
+        raise EvaluatorError(f"bad options for evaluator {name!r}: {exc}") from None
+
+
+def _load_builtin() -> None:
+    # Import side effect: built-in evaluators register themselves.
+    import importlib
+
+    for module in ("evaluators.benchmarks", "evaluators.cim", "evaluators.testing"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
