@@ -1,0 +1,389 @@
+"""The ``dse`` command line.
+
+Why argparse: no extra dependency, and subcommand ``--help`` pages can carry
+worked examples (``epilog``) — the help is meant to teach the tool.
+Every user mistake ends in one line ``error: ...`` (red on a terminal) and exit
+code 2; nothing recorded is touched by a failed command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from dse.spec import SpecError, parse_duration
+from search_spaces.expressions import ExpressionError
+
+EXIT_USAGE = 2
+
+_EXAMPLES_RUN = """examples:
+  dse run studies/quickstart.yaml               # CIM co-design on digits, report at the end
+  dse run studies/zdt1.yaml --runner serial     # engine check on a benchmark problem
+  dse run studies/zdt1.yaml --evaluations 500 --time 2m
+  dse run studies/cluster_sweep.yaml --runner ray --address auto   # join a running Ray cluster
+"""
+_EXAMPLES_PARETO = """examples:
+  dse pareto runs/zdt1                                   # readable table of the front
+  dse pareto runs/zdt1 --where "f1 < 0.5" --format csv   # filter (safe expressions only)
+  dse pareto runs/quickstart --objectives accuracy_p5,energy_nj --knee
+  dse pareto runs/quickstart --where "hw.device in ['reram', 'pcm'] and hw.adc_bits <= 6"
+filters: names (dotted ok), numbers, strings, lists, < <= > >= == != in, not in, and/or/not, + - * /
+"""
+_EXAMPLES_EXPORT = """examples:
+  dse export runs/zdt1 --parquet out.parquet             # every design, typed columns, for pandas
+  dse export runs/zdt1 --optuna sqlite:///zdt1-optuna.db # then: optuna-dashboard sqlite:///zdt1-optuna.db
+"""
+_EXAMPLES_SWEEP = """examples:
+  dse sweep studies/cluster_sweep.yaml --time-budget 2h --samples 500 --max-concurrent 32
+  dse sweep studies/cluster_sweep.yaml --address auto --resume    # continue an interrupted sweep
+"""
+
+
+def _color(text: str, code: str) -> str:
+    return f"\033[{code}m{text}\033[0m" if sys.stderr.isatty() else text
+
+
+def _fail(message: str) -> int:
+    print(_color("error: ", "1;31") + message, file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if getattr(args, "runner", None):
+        out["runner.kind"] = args.runner
+    if getattr(args, "workers", None):
+        out["runner.workers"] = args.workers
+    if getattr(args, "address", None):
+        out["runner.address"] = args.address
+        out.setdefault("runner.kind", "ray")
+    if getattr(args, "evaluations", None):
+        out["budget.evaluations"] = args.evaluations
+    if getattr(args, "time", None):
+        out["budget.time"] = args.time
+    if getattr(args, "seed", None) is not None:
+        out["seed"] = args.seed
+    if getattr(args, "storage", None):
+        out["storage"] = args.storage
+    return out
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return value
+
+
+def _duration(text: str) -> str:
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runner", choices=["serial", "ray"], help="override runner.kind")
+    p.add_argument("--workers", type=_positive_int, help="local Ray workers (default: all cores)")
+    p.add_argument("--address", help="join a Ray cluster: 'auto' or ray://host:port")
+    p.add_argument("--evaluations", type=_positive_int, help="override budget.evaluations")
+    p.add_argument("--time", type=_duration, help="override budget.time, e.g. 10m, 2h")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-report", action="store_true", help="do not write the HTML report at the end"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dse",
+        description=(
+            "cim-dse: multi-objective design-space exploration of DNNs on analog "
+            "compute-in-memory chips. A study file names the search space, the objectives, "
+            "the optimizer and the budget; results land in runs/<study>/."
+        ),
+        epilog="start here:  dse run studies/quickstart.yaml   then   dse pareto runs/quickstart",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    p = sub.add_parser(
+        "run", help="run a study file to its budget", epilog=_EXAMPLES_RUN, formatter_class=fmt
+    )
+    p.add_argument("study", type=Path, help="study YAML file")
+    p.add_argument(
+        "--runs-dir", type=Path, default=Path("runs"), help="parent of study directories"
+    )
+    p.add_argument("--seed", type=int, help="override the study seed")
+    p.add_argument("--storage", help="override storage (file path or SQLAlchemy URL)")
+    _add_run_flags(p)
+
+    p = sub.add_parser(
+        "resume",
+        help="continue a study after a crash or kill -9",
+        description="Re-queues designs left running, finishes them, then continues the optimizer from the record.",
+        epilog="examples:\n  dse resume runs/zdt1\n  dse resume runs/zdt1 --evaluations 4000   # extend the budget\n",
+        formatter_class=fmt,
+    )
+    p.add_argument("study_dir", type=Path)
+    _add_run_flags(p)
+
+    p = sub.add_parser("status", help="counts by status, best hypervolume, budget left")
+    p.add_argument("study_dir", type=Path)
+
+    p = sub.add_parser(
+        "pareto", help="Pareto-optimal designs", epilog=_EXAMPLES_PARETO, formatter_class=fmt
+    )
+    p.add_argument("study_dir", type=Path)
+    p.add_argument("--objectives", help="comma-separated subset of the study objectives")
+    p.add_argument("--where", help='filter expression, e.g. "f1 < 0.5 and hw.adc_bits >= 4"')
+    p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
+    p.add_argument("--output", "-o", type=Path, help="write to a file (required for parquet)")
+    p.add_argument("--knee", action="store_true", help="print only the knee point of the front")
+    p.add_argument("--all-columns", action="store_true", help="include bookkeeping columns")
+
+    p = sub.add_parser(
+        "export",
+        help="export to Parquet or an Optuna storage",
+        epilog=_EXAMPLES_EXPORT,
+        formatter_class=fmt,
+    )
+    p.add_argument("study_dir", type=Path)
+    p.add_argument("--parquet", type=Path, help="write every design to this Parquet file")
+    p.add_argument("--optuna", help="SQLAlchemy URL of an Optuna storage to write the study into")
+    p.add_argument("--study-name", help="Optuna study name (default: the study's name)")
+
+    p = sub.add_parser("report", help="write the HTML report with plots")
+    p.add_argument("study_dir", type=Path)
+    p.add_argument("--out", type=Path, help="output directory (default: <study_dir>/report)")
+
+    p = sub.add_parser(
+        "sweep",
+        help="budgeted Ray Tune sweep into the study's store",
+        epilog=_EXAMPLES_SWEEP,
+        formatter_class=fmt,
+    )
+    p.add_argument("study", type=Path)
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    p.add_argument("--time-budget", type=_duration, help="wall-time budget, e.g. 2h")
+    p.add_argument("--samples", type=_positive_int, help="number of trials (num_samples)")
+    p.add_argument("--max-concurrent", type=_positive_int, help="max_concurrent_trials")
+    p.add_argument("--address", help="Ray cluster address ('auto' or ray://host:port)")
+    p.add_argument("--resume", action="store_true", help="restore an interrupted sweep")
+    p.add_argument("--storage", help="override storage (file path or SQLAlchemy URL)")
+    return parser
+
+
+def _front_table(front: Any, spec: dict[str, Any], all_columns: bool) -> Any:
+    if all_columns:
+        return front
+    objectives = list(spec.get("objectives", {}))
+    params = list((spec.get("space") or {}).keys())
+    skip = {
+        "seq",
+        "status",
+        "attempts",
+        "error",
+        "worker",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "done_seq",
+        "training_key",
+    }
+    param_cols = [
+        c
+        for c in front.columns
+        if c not in skip and any(c == p or c.startswith(p + "_") for p in params)
+    ]
+    if not params:  # default space: show the design keys (namespaced) and objectives
+        param_cols = [c for c in front.columns if c.split(".")[0] in {"dnn", "hw", "train"}]
+    cols = ["design_id", *objectives, *[c for c in param_cols if c not in objectives]]
+    return front[[c for c in cols if c in front.columns]]
+
+
+def _print_front(view: Any, limit: int | None = 30) -> None:
+    front = view.pareto()
+    if front.empty:
+        print("no feasible done designs yet")
+        return
+    objectives = view.objectives
+    front = front.sort_values(
+        list(objectives)[0], ascending=objectives[list(objectives)[0]] == "min"
+    )
+    table = _front_table(front, view.spec, all_columns=False)
+    print(
+        f"Pareto front: {len(front)} designs ({', '.join(f'{k} {v}' for k, v in objectives.items())})"
+    )
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
+        print(table.head(limit).to_string(index=False) if limit else table.to_string(index=False))
+    if limit and len(front) > limit:
+        print(f"... {len(front) - limit} more: dse pareto {view.study_dir or ''}")
+
+
+def _cmd_run(args: argparse.Namespace, resume: bool) -> int:
+    import dse
+
+    progress = not args.no_progress
+    if resume:
+        view = dse.resume(args.study_dir, overrides=_overrides(args), progress=progress)
+    else:
+        view = dse.run(
+            args.study, runs_dir=args.runs_dir, overrides=_overrides(args), progress=progress
+        )
+    out = view.outcome
+    assert out is not None
+    print(
+        f"study {view.spec.get('name')}: {out.evaluated} done, {out.failed} failed, "
+        f"{out.cache_hits} cache hits, stopped by {out.stopped_by} after {out.elapsed_s:.1f}s"
+    )
+    _print_front(view)
+    if not args.no_report:
+        path = view.report()
+        print(f"report: {path}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    import dse
+
+    view = dse.load(args.study_dir)
+    spec = view.spec
+    counts = view.store.counts()
+    recorded = int(counts.get("done", 0)) + int(counts.get("failed", 0))
+    print(f"study: {spec.get('name')}  evaluator: {spec.get('evaluator')}")
+    print(
+        "designs: "
+        + ", ".join(f"{k} {int(counts.get(k, 0))}" for k in ("done", "failed", "running", "queued"))
+    )
+    budget = spec.get("budget", {})
+    if budget.get("evaluations"):
+        print(
+            f"budget: {recorded}/{budget['evaluations']} evaluations, {budget['evaluations'] - recorded} left"
+        )
+    if budget.get("time"):
+        used = float(view.store.get_meta("elapsed_s") or 0.0)
+        print(
+            f"time: {used:.0f}s used of {budget['time']:.0f}s, {max(0.0, budget['time'] - used):.0f}s left"
+        )
+    if counts.get("done"):
+        hv = view.hypervolume()
+        value, ref = hv if isinstance(hv, tuple) else (hv, None)
+        ref_text = "" if ref is None else f" (reference point {[round(float(r), 6) for r in ref]})"
+        print(f"best hypervolume: {float(value):.6g}{ref_text}")
+        print(f"pareto-optimal designs: {len(view.pareto())}")
+    return 0
+
+
+def _cmd_pareto(args: argparse.Namespace) -> int:
+    import dse
+
+    view = dse.load(args.study_dir)
+    objectives = args.objectives.split(",") if args.objectives else None
+    front = view.pareto([o.strip() for o in objectives] if objectives else None, where=args.where)
+    if args.knee:
+        from dse.query import knee_point
+
+        objs = view._objectives(objectives)
+        front = front if front.empty else knee_point(front, objs).to_frame().T
+    table = _front_table(front, view.spec, args.all_columns)
+    if args.format == "parquet":
+        if not args.output:
+            return _fail("--format parquet needs --output FILE.parquet")
+        table.to_parquet(args.output, index=False)
+        print(f"wrote {len(table)} designs to {args.output}")
+        return 0
+    if args.format == "csv":
+        text = table.to_csv(index=False)
+    elif args.format == "json":
+        text = table.to_json(orient="records", indent=1)
+    else:
+        import pandas as pd
+
+        with pd.option_context(
+            "display.width", 200, "display.max_columns", 30, "display.precision", 4
+        ):
+            text = (
+                table.to_string(index=False) if len(table) else "no matching Pareto-optimal designs"
+            ) + "\n"
+    if args.output:
+        args.output.write_text(text)
+        print(f"wrote {len(table)} designs to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import dse
+    from dse import export
+
+    if not args.parquet and not args.optuna:
+        return _fail("give --parquet FILE and/or --optuna URL")
+    view = dse.load(args.study_dir)
+    if args.parquet:
+        n = export.to_parquet(view.store, args.parquet)
+        print(f"wrote {n if n is not None else ''} designs to {args.parquet}".replace("  ", " "))
+    if args.optuna:
+        export.to_optuna(view.store, args.optuna, study_name=args.study_name)
+        print(f"wrote Optuna study {args.study_name or view.spec.get('name')!r} to {args.optuna}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import dse
+
+    view = dse.load(args.study_dir)
+    print(f"report: {view.report(args.out)}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from dse.sweep import run_sweep_cli
+
+    return run_sweep_cli(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_USAGE
+    started = time.time()
+    try:
+        if args.command in ("run", "resume"):
+            return _cmd_run(args, resume=args.command == "resume")
+        handler = {
+            "status": _cmd_status,
+            "pareto": _cmd_pareto,
+            "export": _cmd_export,
+            "report": _cmd_report,
+            "sweep": _cmd_sweep,
+        }[args.command]
+        return handler(args)
+    except (SpecError, ExpressionError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted after {time.time() - started:.0f}s; everything recorded is kept — "
+            "continue with 'dse resume <study_dir>'",
+            file=sys.stderr,
+        )
+        return 130
+    except ValueError as exc:
+        return _fail(str(exc))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""Study files: YAML validated into typed objects.
+
+Why pydantic plus a second, semantic pass: pydantic catches shape errors (unknown
+keys, wrong types); the semantic pass checks what needs the rest of the system
+(the evaluator exists and produces the objectives, the optimizer exists, the
+constraints name real metrics). Both end in one :class:`SpecError` whose message
+names the key, the value and what is allowed — before any store is touched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from evaluators.base import EvaluatorError, EvaluatorSpec
+from search_spaces.expressions import Constraint, ExpressionError, parse_constraint
+
+__all__ = ["SpecError", "StudySpec", "ResolvedStudy", "load_spec", "parse_duration"]
+
+
+class SpecError(ValueError):
+    """A study file is malformed; the message says where, what, and what is allowed."""
+
+
+_DURATION = re.compile(
+    r"^\s*(?:(?P<h>\d+(?:\.\d+)?)h)?\s*(?:(?P<m>\d+(?:\.\d+)?)m)?\s*(?:(?P<s>\d+(?:\.\d+)?)s)?\s*$"
+)
+
+
+def parse_duration(value: str | int | float | None) -> float | None:
+    """'90s', '10m', '2h', '1h30m' or a number of seconds -> seconds."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"duration {value!r} is not a number or a string like '10m'")
+    if isinstance(value, (int, float)):
+        if value <= 0:
+            raise ValueError(f"duration {value!r} must be positive")
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m or not any(m.groupdict().values()):
+        raise ValueError(
+            f"duration {value!r} is not understood; allowed: seconds as a number, or "
+            "'<n>s', '<n>m', '<n>h', combined like '1h30m'"
+        )
+    seconds = sum(float(m.group(k) or 0) * f for k, f in (("h", 3600), ("m", 60), ("s", 1)))
+    if seconds <= 0:
+        raise ValueError(f"duration {value!r} must be positive")
+    return seconds
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StagnationSpec(_Strict):
+    """Stop when hypervolume improves by less than ``tol`` (relative) over ``window`` evaluations."""
+
+    window: int = Field(200, ge=1)
+    tol: float = Field(1e-4, ge=0)
+
+
+class BudgetSpec(_Strict):
+    evaluations: int | None = Field(None, ge=1)
+    time: float | None = None
+    stagnation: StagnationSpec | None = None
+    cpu_hours: float | None = Field(None, gt=0)
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _time(cls, v: Any) -> float | None:
+        return parse_duration(v)
+
+    @model_validator(mode="after")
+    def _some_budget(self) -> BudgetSpec:
+        if self.evaluations is None and self.time is None and self.cpu_hours is None:
+            raise ValueError("give at least one of evaluations, time, cpu_hours")
+        return self
+
+
+class OptimizerSpec(BaseModel):
+    """``name`` plus backend options (e.g. ``population``) passed through."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "nsga2"
+    population: int | None = Field(None, ge=2)
+
+    def options(self) -> dict[str, Any]:
+        opts = dict(self.model_extra or {})
+        if self.population is not None:
+            opts["population"] = self.population
+        return opts
+
+
+class RunnerSpec(_Strict):
+    kind: Literal["serial", "ray"] = "serial"
+    workers: int | None = Field(None, ge=1)
+    address: str | None = None
+    num_cpus: float = Field(1.0, gt=0)
+    num_gpus: float = Field(0.0, ge=0)
+    timeout: float | None = None
+    max_retries: int = Field(2, ge=0)
+    batch: int | None = Field(None, ge=1)
+    shared_cache_dir: str | None = None
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, v: Any) -> float | None:
+        return parse_duration(v)
+
+
+class StudySpec(_Strict):
+    """The study file, as typed data (shape only; see :func:`resolve`)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    evaluator: str | dict[str, Any]
+    space: dict[str, Any] | None = None
+    objectives: dict[str, Literal["min", "max"]]
+    constraints: list[str] = Field(default_factory=list)
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    budget: BudgetSpec
+    runner: RunnerSpec = Field(default_factory=RunnerSpec)
+    seed: int = 0
+    storage: str | None = None
+    description: str | None = None
+
+    @field_validator("objectives")
+    @classmethod
+    def _nonempty(cls, v: dict[str, str]) -> dict[str, str]:
+        if not v:
+            raise ValueError("at least one objective is required, e.g. {f1: min}")
+        return v
+
+    @property
+    def evaluator_spec(self) -> EvaluatorSpec:
+        if isinstance(self.evaluator, str):
+            return EvaluatorSpec(self.evaluator, {})
+        opts = dict(self.evaluator)
+        name = opts.pop("name", None)
+        if not isinstance(name, str):
+            raise SpecError(
+                "key 'evaluator.name': missing; give e.g. evaluator: {name: cim, dataset: digits}"
+            )
+        return EvaluatorSpec(name, opts)
+
+
+@dataclass
+class ResolvedStudy:
+    """A validated spec with its live objects: space, evaluator, constraints."""
+
+    spec: StudySpec
+    space: Any  # search_spaces.SearchSpace
+    evaluator_spec: EvaluatorSpec
+    evaluator: Any  # evaluators.base.Evaluator
+    constraints: list[Constraint]
+    source: Path | None = None
+
+    def default_storage(self, runs_dir: Path | str = "runs") -> str:
+        return self.spec.storage or str(Path(runs_dir) / self.spec.name / "study.db")
+
+
+def _format_validation_error(exc: ValidationError, data: Any, where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+        # pydantic puts union branch names in loc ("str", "dict[str,any]"); drop them
+        loc = re.sub(r"\.(str|dict\[[^\]]*\]|int|float|list\[[^\]]*\])(?=\.|$)", "", loc)
+        value = err.get("input")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            parent = loc.rsplit(".", 1)[0] if "." in loc else ""
+            allowed = _allowed_keys(parent)
+            msg = (
+                f"unknown key; allowed keys here: {', '.join(allowed)}"
+                if allowed
+                else "unknown key"
+            )
+        elif err["type"] == "literal_error":
+            msg = msg.replace("Input should be", "allowed:")
+        lines.append(f"key '{loc}': value {value!r}: {msg}")
+    return f"{where}: " + "; ".join(lines)
+
+
+def _allowed_keys(parent: str) -> list[str]:
+    model: type[BaseModel] = StudySpec
+    for part in [p for p in parent.split(".") if p]:
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        sub = next(
+            (
+                a
+                for a in getattr(ann, "__args__", (ann,))
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ),
+            None,
+        )
+        if sub is None:
+            return []
+        model = sub
+    return sorted(model.model_fields)
+
+
+def load_spec(
+    source: str | Path | dict[str, Any], *, overrides: dict[str, Any] | None = None
+) -> ResolvedStudy:
+    """Read, validate and resolve a study file (path, YAML text path, or dict).
+
+    ``overrides`` are dotted keys (``runner.kind``) applied before validation,
+    so CLI flags get the same checks as the file.
+    """
+    where = str(source) if not isinstance(source, dict) else "study"
+    if isinstance(source, dict):
+        data = source
+        path = None
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise SpecError(f"study file {str(path)!r} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise SpecError(f"{where}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise SpecError(
+                f"{where}: a study file is a YAML mapping with keys name, evaluator, objectives, budget, ..."
+            )
+    data = dict(data)
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            child = node.get(p)
+            if child is None:
+                child = {}
+            elif not isinstance(child, dict):
+                raise SpecError(f"cannot override {dotted!r}: {p!r} is not a mapping in {where}")
+            node[p] = child = dict(child)
+            node = child
+        node[leaf] = value
+    try:
+        spec = StudySpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_format_validation_error(exc, data, where)) from None
+    return resolve(spec, where=where, source=path)
+
+
+def resolve(spec: StudySpec, *, where: str = "study", source: Path | None = None) -> ResolvedStudy:
+    """Semantic checks that need the evaluator, the space and the optimizer registry."""
+    from dse.optimizers import available_optimizers
+    from search_spaces import SearchSpace
+
+    ev_spec = spec.evaluator_spec
+    try:
+        evaluator = ev_spec.create()
+    except EvaluatorError as exc:
+        raise SpecError(f"{where}: key 'evaluator': {exc}") from None
+
+    if spec.space is not None:
+        try:
+            space = SearchSpace.from_dict(spec.space)
+        except ValueError as exc:
+            raise SpecError(f"{where}: {exc}") from None
+    else:
+        space = evaluator.default_space()
+        if space is None:
+            raise SpecError(
+                f"{where}: key 'space' is required: evaluator {ev_spec.name!r} has no default space"
+            )
+
+    metrics = set(evaluator.metric_names())
+    for obj in spec.objectives:
+        if obj not in metrics:
+            raise SpecError(
+                f"{where}: key 'objectives.{obj}': {obj!r} is not produced by evaluator "
+                f"{ev_spec.name!r}; allowed: {', '.join(sorted(metrics))}"
+            )
+    clash = metrics & set(space.names)
+    if clash:
+        raise SpecError(
+            f"{where}: key 'space': param names {sorted(clash)} clash with metric names"
+        )
+
+    constraints = []
+    for i, text in enumerate(spec.constraints):
+        try:
+            c = parse_constraint(text)
+        except ExpressionError as exc:
+            raise SpecError(f"{where}: key 'constraints.{i}': {exc}") from None
+        unknown = c.names - metrics
+        if unknown:
+            raise SpecError(
+                f"{where}: key 'constraints.{i}': value {text!r} names {sorted(unknown)}, not metrics "
+                f"of evaluator {ev_spec.name!r}; allowed: {', '.join(sorted(metrics))}"
+            )
+        constraints.append(c)
+
+    allowed = available_optimizers()
+    if spec.optimizer.name not in allowed:
+        raise SpecError(
+            f"{where}: key 'optimizer.name': value {spec.optimizer.name!r} is not an optimizer; "
+            f"allowed: {', '.join(allowed)}"
+        )
+    return ResolvedStudy(spec, space, ev_spec, evaluator, constraints, source)

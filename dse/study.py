@@ -1,0 +1,378 @@
+"""The study loop: ask a batch, dispatch, tell results as they arrive, commit, stop on budget.
+
+Invariants that make ``kill -9`` + ``dse resume`` safe:
+
+* a design is written to the store (``queued`` then ``running``) *before* it is
+  dispatched, and its result is committed *before* the optimizer hears of it;
+* on resume, ``running`` rows are re-queued, the backlog of queued rows is
+  finished first, and only then is the optimizer rebuilt from the recorded
+  history (``warm_start``) — so nothing recorded is re-evaluated and every
+  design ever dispatched ends up ``done`` or ``failed`` exactly once;
+* the evaluation budget counts rows in the store, so a resumed study ends with
+  exactly the budgeted number of evaluations.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dse.runners.base import EvalResult, EvalTask, Runner
+from dse.spec import ResolvedStudy, SpecError
+from evaluators.base import stable_hash
+
+__all__ = ["StudyLoop", "StudyOutcome", "design_id_for", "make_runner"]
+
+
+def design_id_for(resolved: ResolvedStudy, design: dict[str, Any]) -> str:
+    """Stable id: canonical design + evaluator name, version and options."""
+    ev = resolved.evaluator_spec
+    return stable_hash(
+        {
+            "design": design,
+            "evaluator": ev.name,
+            "version": resolved.evaluator.version,
+            "options": dict(ev.options),
+        }
+    )
+
+
+def make_runner(resolved: ResolvedStudy) -> Runner:
+    """Build the runner the spec asks for (``runner.kind``)."""
+    r = resolved.spec.runner
+    if r.kind == "serial":
+        from dse.runners.serial import SerialRunner
+
+        return SerialRunner(
+            resolved.evaluator_spec, batch=r.batch or 16, evaluator=resolved.evaluator
+        )
+    from dse.runners.ray_runner import RayRunner
+
+    return RayRunner(
+        resolved.evaluator_spec,
+        address=r.address,
+        workers=r.workers,
+        num_cpus=r.num_cpus,
+        num_gpus=r.num_gpus,
+        timeout_s=r.timeout,
+        max_retries=r.max_retries,
+        shared_cache_dir=r.shared_cache_dir,
+    )
+
+
+@dataclass
+class StudyOutcome:
+    """What a run of the loop did (the store holds the full record)."""
+
+    stopped_by: str
+    evaluated: int
+    failed: int
+    cache_hits: int
+    elapsed_s: float
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class HypervolumeTracker:
+    """Incremental best-so-far hypervolume for progress and stagnation.
+
+    The reference point is fixed once (nadir of the first results + 10% of their
+    range) so values are comparable over the run; it is stated in the store meta.
+    """
+
+    def __init__(self, objectives: dict[str, str], ref_point: list[float] | None = None):
+        self.names = list(objectives)
+        self.sign = np.array([1.0 if objectives[n] == "min" else -1.0 for n in self.names])
+        self.ref = None if ref_point is None else np.asarray(ref_point, float)
+        self.front = np.empty((0, len(self.names)))
+        self.value = 0.0
+        self.history: list[tuple[int, float]] = []
+
+    def add(self, metrics: list[dict[str, float]], evaluations: int) -> float:
+        pts = [[m.get(n, math.nan) for n in self.names] for m in metrics]
+        arr = np.asarray(pts, float).reshape(-1, len(self.names)) * self.sign
+        arr = arr[np.isfinite(arr).all(axis=1)]
+        if len(arr):
+            if self.ref is None:
+                lo, hi = arr.min(0), arr.max(0)
+                self.ref = hi + 0.1 * np.where(hi > lo, hi - lo, np.maximum(np.abs(hi), 1.0))
+            from dse.query import non_dominated_mask
+
+            both = np.vstack([self.front, arr])
+            self.front = both[non_dominated_mask(both)]
+            inside = self.front[(self.front < self.ref).all(axis=1)]
+            if len(inside):
+                from pymoo.indicators.hv import HV
+
+                self.value = float(HV(ref_point=self.ref)(inside))
+        self.history.append((evaluations, self.value))
+        return self.value
+
+    def stagnated(self, window: int, tol: float) -> bool:
+        """True when hypervolume rose by < ``tol`` (relative) over the last ``window`` evaluations."""
+        if not self.history or self.history[-1][0] < window:
+            return False
+        now_n, now_v = self.history[-1]
+        past = [v for n, v in self.history if n <= now_n - window]
+        if not past:
+            return False
+        base = past[-1]
+        return (now_v - base) <= tol * max(abs(base), 1e-12)
+
+
+class StudyLoop:
+    """Runs one study against a store with a runner until the budget is spent."""
+
+    def __init__(
+        self,
+        resolved: ResolvedStudy,
+        store: Any,
+        runner: Runner,
+        *,
+        progress: bool | Callable[[dict[str, Any]], None] = False,
+    ):
+        self.resolved = resolved
+        self.spec = resolved.spec
+        self.store = store
+        self.runner = runner
+        self.progress = progress
+        self.objectives = dict(self.spec.objectives)
+        from dse.optimizers import create_optimizer
+
+        self.optimizer = create_optimizer(
+            self.spec.optimizer.name,
+            resolved.space,
+            self.objectives,
+            resolved.constraints,
+            self.spec.seed,
+            self.spec.optimizer.options(),
+        )
+        self.hv = HypervolumeTracker(self.objectives, self.store.get_meta("hv_ref_point"))
+        # design_id -> (design, times it was asked again while in flight)
+        self._in_flight: dict[str, tuple[dict[str, Any], int]] = {}
+        self.cache_hits = 0
+        self._eval_seconds = 0.0
+        self._bar: Any = None
+
+    # ------------------------------------------------------------------ helpers
+    def _counts(self) -> dict[str, int]:
+        c = self.store.counts()
+        return {k: int(c.get(k, 0)) for k in ("queued", "running", "done", "failed")}
+
+    def _dispatch(
+        self,
+        rows: list[tuple[str, dict[str, Any], str | None]],
+        attempt_of: dict[str, int],
+        repeats: dict[str, int] | None = None,
+    ) -> None:
+        if not rows:
+            return
+        self.store.mark_running([r[0] for r in rows], worker=self.spec.runner.kind)
+        tasks = []
+        for design_id, design, key in rows:
+            self._in_flight[design_id] = (design, (repeats or {}).get(design_id, 0))
+            tasks.append(EvalTask(design_id, design, key, attempt_of.get(design_id, 0) + 1))
+        self.runner.submit(tasks)
+
+    def _collect(self, timeout: float) -> list[EvalResult]:
+        results = self.runner.results(timeout=timeout)
+        if results:
+            self.store.record_results(results)
+            self._eval_seconds += sum(max(0.0, r.finished_at - r.started_at) for r in results)
+        return results
+
+    def _tell(self, results: list[EvalResult]) -> None:
+        designs, metrics = [], []
+        for r in results:
+            design, repeats = self._in_flight.pop(r.design_id, (None, 0))
+            if design is None:
+                continue
+            m = r.metrics if r.status == "done" else None
+            for _ in range(1 + repeats):
+                designs.append(design)
+                metrics.append(m)
+        if designs:
+            self.optimizer.tell(designs, metrics)
+
+    def _report_progress(self, budget_n: float, t_end: float | None, hv: float) -> None:
+        counts = self._counts()
+        info = {
+            "done": counts["done"],
+            "failed": counts["failed"],
+            "hypervolume": hv,
+            "budget": budget_n,
+            "time_left_s": None if t_end is None else max(0.0, t_end - time.time()),
+        }
+        if callable(self.progress):
+            self.progress(info)
+        elif self.progress:
+            if self._bar is None:
+                from tqdm.auto import tqdm
+
+                total = None if math.isinf(budget_n) else int(budget_n)
+                self._bar = tqdm(
+                    total=total, desc=self.spec.name, unit="design", dynamic_ncols=True
+                )
+            self._bar.n = counts["done"] + counts["failed"]
+            post = {"failed": counts["failed"], "HV": f"{hv:.4g}"}
+            if info["time_left_s"] is not None:
+                post["left"] = f"{info['time_left_s']:.0f}s"
+            self._bar.set_postfix(post, refresh=False)
+            self._bar.refresh()
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> StudyOutcome:
+        t0 = time.time()
+        budget = self.spec.budget
+        budget_n = float(budget.evaluations) if budget.evaluations else math.inf
+        elapsed_before = float(self.store.get_meta("elapsed_s") or 0.0)
+        t_end = None if budget.time is None else t0 + max(0.0, budget.time - elapsed_before)
+        stopped_by = "budget"
+        try:
+            self._resume_backlog(t_end)
+            self._warm_start()
+            stopped_by = self._main(budget_n, t_end)
+        finally:
+            self.store.set_meta("elapsed_s", elapsed_before + (time.time() - t0))
+            if self.hv.ref is not None:
+                self.store.set_meta("hv_ref_point", [float(v) for v in self.hv.ref])
+            if self._bar is not None:
+                self._bar.close()
+        counts = self._counts()
+        return StudyOutcome(
+            stopped_by, counts["done"], counts["failed"], self.cache_hits, time.time() - t0, counts
+        )
+
+    def _resume_backlog(self, t_end: float | None) -> None:
+        """Finish designs recorded but never completed (a crash left them queued/running)."""
+        self.store.requeue_running()
+        while True:
+            backlog = self.store.queued(limit=max(1, self.runner.capacity()))
+            if not backlog:
+                break
+            attempts = {row[0]: row[3] for row in backlog}
+            self._dispatch([(r[0], r[1], r[2]) for r in backlog], attempts)
+            while self.runner.pending():
+                self._collect(timeout=1.0)
+            self._in_flight.clear()
+
+    def _warm_start(self) -> None:
+        frame = self.store.frame()
+        if frame.empty:
+            return
+        frame = frame[frame["status"].isin(["done", "failed"])].sort_values("done_seq")
+        self._eval_seconds = float(frame["duration_s"].fillna(0).sum())
+        names = list(self.resolved.space.names)
+        metric_cols = [c for c in frame.columns if c in set(self.resolved.evaluator.metric_names())]
+        designs, metrics = [], []
+        for row in frame.to_dict("records"):
+            design = {n: row[n] for n in names if n in row and not _is_missing(row[n])}
+            designs.append(self.resolved.space.canonicalize(design))
+            if row["status"] == "done":
+                metrics.append({c: float(row[c]) for c in metric_cols if not _is_missing(row[c])})
+            else:
+                metrics.append(None)
+        self.optimizer.warm_start(designs, metrics)
+        self.hv.add([m for m in metrics if m is not None], len(metrics))
+
+    def _main(self, budget_n: float, t_end: float | None) -> str:
+        space = self.resolved.space
+        evaluator = self.resolved.evaluator
+        stag = self.spec.budget.stagnation
+        cpu_budget_s = (
+            None if self.spec.budget.cpu_hours is None else self.spec.budget.cpu_hours * 3600
+        )
+        counts = self._counts()
+        recorded = counts["done"] + counts["failed"]
+        total = recorded + counts["queued"] + counts["running"]
+        reason = "budget"
+        idle_rounds = 0
+        while True:
+            out_of_time = t_end is not None and time.time() >= t_end
+            out_of_cpu = cpu_budget_s is not None and self._cpu_seconds() >= cpu_budget_s
+            stagnated = stag is not None and self.hv.stagnated(stag.window, stag.tol)
+            can_ask = not (out_of_time or out_of_cpu or stagnated) and total < budget_n
+            free = self.runner.capacity() - self.runner.pending()
+            if can_ask and free > 0 and not self.optimizer.exhausted():
+                asked = self.optimizer.ask(int(min(free, budget_n - total)))
+                unique: dict[str, list[Any]] = {}  # design_id -> [design, times asked]
+                for raw in asked:
+                    design = space.canonicalize(raw)
+                    did = design_id_for(self.resolved, design)
+                    if did in self._in_flight:
+                        d, rep = self._in_flight[did]
+                        self._in_flight[did] = (d, rep + 1)
+                    elif did in unique:
+                        unique[did][1] += 1
+                    else:
+                        unique[did] = [design, 1]
+                rows = [(did, d, evaluator.training_key(d)) for did, (d, _) in unique.items()]
+                inserted = set(self.store.add_designs(rows)) if rows else set()
+                fresh = [r for r in rows if r[0] in inserted]
+                repeats = [r[0] for r in rows if r[0] not in inserted]
+                if repeats:
+                    # designs already recorded: free, told from the evaluation cache
+                    cached = self.store.cached_metrics(repeats)
+                    designs_c, metrics_c = [], []
+                    for did in repeats:
+                        design, times = unique[did]
+                        self.cache_hits += times
+                        designs_c += [design] * times
+                        metrics_c += [cached.get(did)] * times
+                    self.optimizer.tell(designs_c, metrics_c)
+                self._dispatch(fresh, {}, {did: unique[did][1] - 1 for did, _, _ in fresh})
+                total += len(fresh)
+                idle_rounds = 0 if (fresh or repeats) else idle_rounds + 1
+            if self.runner.pending() == 0 and not self._in_flight:
+                if not can_ask:
+                    reason = (
+                        "time"
+                        if out_of_time
+                        else "cpu_hours"
+                        if out_of_cpu
+                        else "stagnation"
+                        if stagnated
+                        else "budget"
+                    )
+                    break
+                if self.optimizer.exhausted():
+                    reason = "optimizer_exhausted"
+                    break
+                if idle_rounds > 50:
+                    # the optimizer keeps proposing only recorded designs
+                    reason = "no_new_designs"
+                    break
+                continue
+            results = self._collect(timeout=0.5)
+            if results:
+                self._tell(results)
+                recorded += len(results)
+                self.hv.add([r.metrics for r in results if r.metrics], recorded)
+                self._report_progress(budget_n, t_end, self.hv.value)
+        return reason
+
+    def _cpu_seconds(self) -> float:
+        """CPU-seconds spent on evaluations so far (recorded durations × CPUs per evaluation)."""
+        return self._eval_seconds * self.spec.runner.num_cpus
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def study_dir_for(resolved: ResolvedStudy, runs_dir: Path | str = "runs") -> Path:
+    return Path(runs_dir) / resolved.spec.name
+
+
+def check_not_started(store: Any, where: str) -> None:
+    counts = store.counts()
+    if sum(counts.values()):
+        raise SpecError(
+            f"{where} already holds {sum(counts.values())} recorded designs; "
+            "use 'dse resume' to continue it (nothing recorded is ever overwritten)"
+        )
