@@ -1,0 +1,77 @@
+"""Ready-made search spaces.
+
+``cim_space()`` is the CIM design space of ``docs/architecture.md`` (the keys
+the ``cim`` evaluator reads). The ranges are *search ranges*, not device
+figures: they span the values the seed documents sweep (e.g. variation up to
+10x in seed 000, ADC resolutions and 64..512 arrays in seeds 001/003) with
+regularizer strengths over a few decades, because the useful λ depends on the
+dataset and model. Users narrow or widen them in the study file.
+"""
+
+from __future__ import annotations
+
+from search_spaces.params import Categorical, Fixed, Int, Real
+from search_spaces.space import SearchSpace
+
+__all__ = ["cim_space", "MODELS", "TRAIN_METHODS", "DEVICES"]
+
+MODELS = ("mlp", "cnn", "rnn", "bnn_mlp", "bnn_cnn", "resnet20")
+TRAIN_METHODS = ("ideal", "preact_noise", "ha_sgd", "ddhr", "ps_ddhr", "as_ddhr", "fixed")
+DEVICES = ("reram", "mram", "pcm", "sonos", "fefet", "sram")
+
+# Regularizer strengths: 0 (off) or a few log-spaced values. A categorical keeps the
+# exact "off" point reachable, which a log-scaled real cannot represent.
+_LAMBDAS = (0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
+_BSQ_ALPHAS = (0.0, 1e-3, 3e-3, 1e-2, 3e-2)
+
+
+def cim_space(models: tuple[str, ...] = MODELS) -> SearchSpace:
+    """The CIM space: ``dnn.*``/``train.*`` are train stage, ``hw.*`` deploy stage.
+
+    ``models`` restricts ``dnn.model`` (e.g. ``("mlp", "cnn")`` for quick CPU studies).
+    """
+    bad = [m for m in models if m not in MODELS]
+    if not models or bad:
+        raise ValueError(f"cim_space models={models!r}: allowed: {', '.join(MODELS)}")
+    regularized = "dnn.group_hs > 0 or dnn.hoyer > 0 or dnn.group_lasso > 0"
+    return SearchSpace(
+        [
+            # --- network (train stage) ---
+            Categorical("dnn.model", tuple(models)),
+            Int(
+                "dnn.hidden",
+                16,
+                256,
+                log=True,
+                when="dnn.model in ['mlp', 'rnn', 'bnn_mlp']",
+            ),
+            # T must divide the input length: 2, 4, 8 divide 64 (digits), 40 (mnist1d), 784, 3072.
+            Categorical("dnn.time_steps", (2, 4, 8), when="dnn.model == 'rnn'"),
+            Categorical("dnn.group_hs", _LAMBDAS),
+            Categorical("dnn.hoyer", _LAMBDAS),
+            Categorical("dnn.group_lasso", _LAMBDAS),
+            Real("dnn.prune_threshold", 1e-3, 1e-1, log=True, when=regularized),
+            Categorical("dnn.bsq_alpha", _BSQ_ALPHAS),
+            # --- training (train stage) ---
+            Categorical("train.method", TRAIN_METHODS),
+            Real("train.sigma", 0.01, 0.5, log=True, when="train.method != 'ideal'"),
+            Int("train.samples", 1, 8, when="train.method == 'ha_sgd'"),
+            Real("train.mean_shift", 0.0, 0.2, when="train.method == 'ha_sgd'"),
+            Fixed("train.epochs", 10),
+            Real("train.lr", 3e-4, 3e-2, log=True),
+            Fixed("train.seed", 0),
+            # --- chip (deploy stage) ---
+            Categorical("hw.device", DEVICES),
+            Real("hw.variation_scale", 0.5, 10.0, log=True),
+            Int("hw.adc_bits", 2, 10),
+            Categorical("hw.array_size", (64, 128, 256, 512)),
+            Int("hw.act_bits", 2, 8),
+            Int("hw.weight_bits", 2, 8, when="dnn.bsq_alpha == 0"),
+            Categorical("hw.cell_bits", (1, 2, 4)),
+            Categorical("hw.cols_per_adc", (1, 2, 4, 8, 16)),
+            Categorical("hw.input_mode", ("bit_serial", "dac")),
+            Real("hw.drift_time_s", 1.0, 1e6, log=True),
+            Categorical("hw.tech_nm", (22, 32, 45, 65)),
+            Categorical("hw.freq_mhz", (100, 200, 500, 1000)),
+        ]
+    )
