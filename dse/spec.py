@@ -61,15 +61,23 @@ class _Strict(BaseModel):
 class StagnationSpec(_Strict):
     """Stop when hypervolume improves by less than ``tol`` (relative) over ``window`` evaluations."""
 
-    window: int = Field(200, ge=1)
-    tol: float = Field(1e-4, ge=0)
+    window: int = Field(200, ge=1, description="evaluations to look back over")
+    tol: float = Field(1e-4, ge=0, description="minimum relative hypervolume gain over the window")
 
 
 class BudgetSpec(_Strict):
-    evaluations: int | None = Field(None, ge=1)
-    time: float | None = None
-    stagnation: StagnationSpec | None = None
-    cpu_hours: float | None = Field(None, gt=0)
+    """When to stop: the first budget reached ends the study (at least one is required)."""
+
+    evaluations: int | None = Field(
+        None, ge=1, description="designs evaluated (done + failed), resumes included"
+    )
+    time: float | None = Field(
+        None, description="wall time, e.g. 90s, 10m, 2h, 1h30m (resumes included)"
+    )
+    stagnation: StagnationSpec | None = Field(
+        None, description="stop when the hypervolume stops improving"
+    )
+    cpu_hours: float | None = Field(None, gt=0, description="evaluation CPU time x runner.num_cpus")
 
     @field_validator("time", mode="before")
     @classmethod
@@ -87,8 +95,8 @@ class OptimizerSpec(BaseModel):
     """``name`` plus backend options (e.g. ``population``) passed through."""
 
     model_config = ConfigDict(extra="allow")
-    name: str = "nsga2"
-    population: int | None = Field(None, ge=2)
+    name: str = Field("nsga2", description="nsga2, nsga3, optuna-nsga2, tpe, random, grid, qmc")
+    population: int | None = Field(None, ge=2, description="population / generation size")
 
     def options(self) -> dict[str, Any]:
         opts = dict(self.model_extra or {})
@@ -98,15 +106,19 @@ class OptimizerSpec(BaseModel):
 
 
 class RunnerSpec(_Strict):
-    kind: Literal["serial", "ray"] = "serial"
-    workers: int | None = Field(None, ge=1)
-    address: str | None = None
-    num_cpus: float = Field(1.0, gt=0)
-    num_gpus: float = Field(0.0, ge=0)
-    timeout: float | None = None
-    max_retries: int = Field(2, ge=0)
-    batch: int | None = Field(None, ge=1)
-    shared_cache_dir: str | None = None
+    """Where evaluations run: in-process (serial) or on Ray (local cores or a cluster)."""
+
+    kind: Literal["serial", "ray"] = Field("serial", description="serial (debug) or ray")
+    workers: int | None = Field(None, ge=1, description="local Ray workers (default: all cores)")
+    address: str | None = Field(None, description="existing Ray cluster: auto or ray://host:port")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs per evaluation")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs per evaluation")
+    timeout: float | None = Field(None, description="per-evaluation time limit, e.g. 10m")
+    max_retries: int = Field(2, ge=0, description="retries when a worker process dies")
+    batch: int | None = Field(None, ge=1, description="designs in flight (serial runner)")
+    shared_cache_dir: str | None = Field(
+        None, description="trained-model cache every node can read"
+    )
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -117,17 +129,29 @@ class RunnerSpec(_Strict):
 class StudySpec(_Strict):
     """The study file, as typed data (shape only; see :func:`resolve`)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    evaluator: str | dict[str, Any]
-    space: dict[str, Any] | None = None
-    objectives: dict[str, Literal["min", "max"]]
-    constraints: list[str] = Field(default_factory=list)
-    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
-    budget: BudgetSpec
-    runner: RunnerSpec = Field(default_factory=RunnerSpec)
-    seed: int = 0
-    storage: str | None = None
-    description: str | None = None
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="study name; results in runs/<name>/"
+    )
+    evaluator: str | dict[str, Any] = Field(
+        description="zdt1, zdt2, zdt3, dtlz2, cim, ... or {name: cim, dataset: digits, ...} with options"
+    )
+    space: dict[str, Any] | None = Field(
+        None, description="params (see above); default: the evaluator's space"
+    )
+    objectives: dict[str, Literal["min", "max"]] = Field(description="metric name: min or max")
+    constraints: list[str] = Field(
+        default_factory=list, description="e.g. ['accuracy_p5 >= 0.85', 'area_mm2 <= 2']"
+    )
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec, description="search algorithm")
+    budget: BudgetSpec = Field(description="when to stop")
+    runner: RunnerSpec = Field(default_factory=RunnerSpec, description="where evaluations run")
+    seed: int = Field(
+        0, description="seeds the optimizer (same seed, same designs with the serial runner)"
+    )
+    storage: str | None = Field(
+        None, description="store path or SQLAlchemy URL; default runs/<name>/study.db"
+    )
+    description: str | None = Field(None, description="free text shown in reports")
 
     @field_validator("objectives")
     @classmethod

@@ -255,30 +255,24 @@ class StudyLoop:
             backlog = self.store.queued(limit=max(1, self.runner.capacity()))
             if not backlog:
                 break
-            attempts = {row[0]: row[3] for row in backlog}
-            self._dispatch([(r[0], r[1], r[2]) for r in backlog], attempts)
+            attempts = {r.design_id: r.attempts for r in backlog}
+            self._dispatch([(r.design_id, r.params, r.training_key) for r in backlog], attempts)
             while self.runner.pending():
                 self._collect(timeout=1.0)
             self._in_flight.clear()
 
     def _warm_start(self) -> None:
-        frame = self.store.frame()
-        if frame.empty:
+        """Rebuild the optimizer from the recorded history, in completion order."""
+        history = self.store.history()
+        if not history:
             return
-        frame = frame[frame["status"].isin(["done", "failed"])].sort_values("done_seq")
-        self._eval_seconds = float(frame["duration_s"].fillna(0).sum())
-        names = list(self.resolved.space.names)
-        metric_cols = [c for c in frame.columns if c in set(self.resolved.evaluator.metric_names())]
-        designs, metrics = [], []
-        for row in frame.to_dict("records"):
-            design = {n: row[n] for n in names if n in row and not _is_missing(row[n])}
-            designs.append(self.resolved.space.canonicalize(design))
-            if row["status"] == "done":
-                metrics.append({c: float(row[c]) for c in metric_cols if not _is_missing(row[c])})
-            else:
-                metrics.append(None)
+        designs = [self.resolved.space.canonicalize(r.params) for r in history]
+        metrics = [r.metrics if r.status == "done" else None for r in history]
+        self._eval_seconds = sum(
+            (r.finished_at or 0.0) - (r.started_at or 0.0) for r in history if r.started_at
+        )
         self.optimizer.warm_start(designs, metrics)
-        self.hv.add([m for m in metrics if m is not None], len(metrics))
+        self.hv.add([m for m in metrics if m], len(metrics))
 
     def _main(self, budget_n: float, t_end: float | None) -> str:
         space = self.resolved.space
@@ -359,10 +353,6 @@ class StudyLoop:
     def _cpu_seconds(self) -> float:
         """CPU-seconds spent on evaluations so far (recorded durations × CPUs per evaluation)."""
         return self._eval_seconds * self.spec.runner.num_cpus
-
-
-def _is_missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def study_dir_for(resolved: ResolvedStudy, runs_dir: Path | str = "runs") -> Path:

@@ -61,7 +61,7 @@ class Runner(ABC):
         """How many tasks can usefully run at once (the loop keeps this many in flight)."""
         return 1
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Release workers (idempotent)."""
 
     def __enter__(self) -> Runner:

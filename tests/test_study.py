@@ -1,0 +1,184 @@
+"""The study loop end to end with the serial runner: budgets, determinism, failures,
+the evaluation cache, SIGKILL + resume as a real subprocess, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import dse
+from dse.cli import main
+from dse.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_run_records_exactly_the_budget(zdt_spec, runs_dir):
+    view = dse.run(zdt_spec, runs_dir=runs_dir)
+    frame = view.frame()
+    assert len(frame) == 100
+    assert set(frame["status"]) == {"done"}
+    assert frame["design_id"].is_unique
+    assert {"x_0", "x_5", "f1", "f2"} <= set(frame.columns)
+    assert view.outcome.stopped_by == "budget"
+    front = view.pareto()
+    assert 0 < len(front) <= len(frame)
+    # every front member is non-dominated in the full frame
+    for _, row in front.iterrows():
+        dominated = (frame["f1"] <= row["f1"]) & (frame["f2"] <= row["f2"]) & (
+            (frame["f1"] < row["f1"]) | (frame["f2"] < row["f2"])
+        )
+        assert not dominated.any()
+
+
+def test_same_seed_same_designs(zdt_spec, tmp_path):
+    a = dse.run(zdt_spec, runs_dir=tmp_path / "a").frame().sort_values("seq")
+    b = dse.run(zdt_spec, runs_dir=tmp_path / "b").frame().sort_values("seq")
+    assert list(a["design_id"]) == list(b["design_id"])
+    zdt_spec["seed"] = 1
+    c = dse.run(zdt_spec, runs_dir=tmp_path / "c").frame().sort_values("seq")
+    assert list(a["design_id"]) != list(c["design_id"])
+
+
+def test_refuses_to_overwrite_a_started_study(zdt_spec, runs_dir):
+    dse.run(zdt_spec, runs_dir=runs_dir)
+    with pytest.raises(ValueError, match="dse resume"):
+        dse.run(zdt_spec, runs_dir=runs_dir)
+    assert len(dse.load(runs_dir / "zdt_test").frame()) == 100
+
+
+def test_evaluator_exception_is_recorded_and_study_goes_on(runs_dir):
+    spec = {
+        "name": "crashy",
+        "evaluator": {"name": "crash", "raise_on": list(range(0, 1001, 3))},
+        "space": {"i": {"low": 0, "high": 1000, "type": "int"}},
+        "objectives": {"y": "min", "z": "min"},
+        "optimizer": {"name": "random"},
+        "budget": {"evaluations": 40},
+        "runner": {"kind": "serial", "batch": 8},
+    }
+    frame = dse.run(spec, runs_dir=runs_dir).frame()
+    assert len(frame) == 40
+    failed = frame[frame["status"] == "failed"]
+    done = frame[frame["status"] == "done"]
+    assert len(failed) > 0 and len(done) > 0
+    assert (failed["i"] % 3 == 0).all() and (done["i"] % 3 != 0).all()
+    assert failed["error"].str.contains("fails on purpose").all()
+
+
+def test_repeated_designs_are_free(runs_dir):
+    # a 1-D integer space of 5 values: the optimizer must repeat itself, the cache answers
+    spec = {
+        "name": "tiny",
+        "evaluator": {"name": "crash"},
+        "space": {"i": {"low": 0, "high": 4, "type": "int"}},
+        "objectives": {"y": "min", "z": "min"},
+        "optimizer": {"name": "random"},
+        "budget": {"evaluations": 5},
+        "runner": {"kind": "serial", "batch": 4},
+    }
+    view = dse.run(spec, runs_dir=runs_dir)
+    assert len(view.frame()) == 5  # each distinct design evaluated once
+    assert view.outcome.cache_hits > 0
+
+
+def _wait_for(predicate, timeout: float) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def test_sigkill_then_resume_loses_nothing(tmp_path):
+    spec = {
+        "name": "killme",
+        "evaluator": {"name": "sleep", "seconds": 0.04},
+        "space": {"x": {"low": 0.0, "high": 1.0}},
+        "objectives": {"f1": "min", "f2": "min"},
+        "optimizer": {"name": "nsga2", "population": 10},
+        "budget": {"evaluations": 60},
+        "runner": {"kind": "serial", "batch": 5},
+        "seed": 3,
+    }
+    study_file = tmp_path / "killme.yaml"
+    study_file.write_text(json.dumps(spec))
+    runs = tmp_path / "runs"
+    db = runs / "killme" / "study.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dse.cli", "run", str(study_file), "--runs-dir", str(runs),
+         "--no-progress", "--no-report"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+    def some_done() -> bool:
+        if not db.exists():
+            return False
+        try:
+            return Store(str(db)).counts().get("done", 0) >= 15
+        except Exception:
+            return False
+
+    try:
+        _wait_for(some_done, timeout=60)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+    before = Store(str(db)).frame()
+    done_before = before[before["status"] == "done"].set_index("design_id")
+    in_flight = set(before.loc[before["status"] == "running", "design_id"])
+    assert 15 <= len(done_before) < 60
+    assert in_flight, "the kill should land while a batch is running"
+
+    code = main(["resume", str(runs / "killme"), "--no-progress", "--no-report"])
+    assert code == 0
+    after = Store(str(db)).frame().set_index("design_id")
+    assert len(after) == 60 and after.index.is_unique
+    assert set(after["status"]) == {"done"}
+    # everything recorded before the kill is kept and was never re-evaluated
+    kept = after.loc[done_before.index]
+    pd.testing.assert_series_equal(kept["f1"], done_before["f1"])
+    assert (kept["finished_at"] == done_before["finished_at"]).all()
+    assert (kept["attempts"] == 1).all()
+    # designs in flight at the kill ran exactly once more
+    assert (after.loc[sorted(in_flight), "attempts"] == 2).all()
+
+
+def test_cli_status_pareto_export(zdt_spec, tmp_path, capsys):
+    study_file = tmp_path / "z.yaml"
+    study_file.write_text(json.dumps(zdt_spec))
+    runs = tmp_path / "runs"
+    assert main(["run", str(study_file), "--runs-dir", str(runs), "--no-progress", "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert "Pareto front:" in out and "100 done" in out
+    study_dir = str(runs / "zdt_test")
+
+    assert main(["status", study_dir]) == 0
+    out = capsys.readouterr().out
+    assert "done 100" in out and "0 left" in out and "best hypervolume" in out
+
+    assert main(["pareto", study_dir, "--where", "f1 < 0.5", "--format", "csv"]) == 0
+    csv = capsys.readouterr().out
+    front = pd.read_csv(pd.io.common.StringIO(csv))
+    assert len(front) > 0 and (front["f1"] < 0.5).all()
+    assert {"design_id", "f1", "f2", "x_0"} <= set(front.columns)
+
+    code = main(["pareto", study_dir, "--where", "__import__('os').system('echo hi')"])
+    assert code == 2
+    assert "not allowed" in capsys.readouterr().err
+
+    parquet = tmp_path / "all.parquet"
+    assert main(["export", study_dir, "--parquet", str(parquet)]) == 0
+    assert len(pd.read_parquet(parquet)) == 100
