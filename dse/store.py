@@ -1,0 +1,713 @@
+"""The durable record of a study: spec, every design, its status, metrics and timings.
+
+Why SQLAlchemy Core rather than an ORM or Optuna's storage: the engine commits
+results in batches (one transaction per batch of ~10 designs, not per design)
+and reads 100k-row frames for Pareto queries; both want plain multi-row SQL.
+A plain path means an SQLite file (WAL journal, ``synchronous=NORMAL``, a busy
+timeout and ``BEGIN IMMEDIATE`` write transactions, so a ``dse run`` and a
+``dse sweep`` can write one file at once); any SQLAlchemy URL (e.g.
+``postgresql+psycopg2://user@host/db``) selects another server. The SQL is
+portable: idempotent inserts use ``ON CONFLICT DO NOTHING`` where the dialect
+has it and a select-then-insert fallback elsewhere.
+
+Schema (one study per store):
+
+* ``study``: the single row ``id=1`` with name, spec JSON, created_at,
+  evaluator, version.
+* ``designs``: ``seq`` (integer primary key assigned by the database, so
+  concurrent writers never collide), ``design_id`` (unique natural key),
+  params JSON, status ``queued|running|done|failed``, attempts, error,
+  training_key, worker, created/started/finished timestamps (epoch seconds),
+  ``done_seq`` (completion order) and metrics JSON. Metrics live as one JSON
+  text per design because ``frame()`` then decodes 100k rows with a single
+  ``json.loads`` call, far faster than pivoting a narrow (design, name, value)
+  table of a million rows.
+* ``meta``: key -> JSON value for the study loop's bookkeeping.
+* ``counters``: named integer counters (``done_seq``), bumped under the write
+  lock so completion numbers stay unique across processes.
+
+One :class:`Store` per process: connections are not shared across ``fork``
+(the engine's pool is dropped in a child automatically).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
+
+from dse.runners.base import EvalResult
+
+__all__ = ["Store", "DesignRecord", "StoreError", "STATUSES", "META_COLUMNS"]
+
+STATUSES = ("queued", "running", "done", "failed")
+#: the frame's leading columns, in this order (docs/architecture.md, "Store contract")
+META_COLUMNS = (
+    "design_id",
+    "seq",
+    "status",
+    "attempts",
+    "error",
+    "training_key",
+    "worker",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "done_seq",
+)
+_CHUNK = 500  # rows per multi-row statement; well under SQLite's bound-variable limit
+_SCHEMA_VERSION = 1
+
+
+class StoreError(ValueError):
+    """Bad input to the store (unknown design ids, a different study, a bad path)."""
+
+
+@dataclass(frozen=True)
+class DesignRecord:
+    """One row of ``designs`` as Python values (timestamps in epoch seconds)."""
+
+    design_id: str
+    seq: int
+    params: dict[str, Any]
+    status: str
+    attempts: int
+    error: str | None
+    training_key: str | None
+    worker: str | None
+    created_at: float | None
+    started_at: float | None
+    finished_at: float | None
+    done_seq: int | None
+    metrics: dict[str, float] | None
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars arrive from samplers and pandas; store them as plain JSON numbers
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"value {value!r} of type {type(value).__name__} is not JSON-serialisable")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=_json_default)
+
+
+def _loads_many(texts: Sequence[str | None]) -> list[Any]:
+    """Decode many JSON texts with one ``json.loads`` call (NULL -> None)."""
+    if not texts:
+        return []
+    return json.loads("[" + ",".join(t if t is not None else "null" for t in texts) + "]")
+
+
+def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+def _metadata() -> tuple[sa.MetaData, dict[str, sa.Table]]:
+    md = sa.MetaData()
+    study = sa.Table(
+        "study",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("spec", sa.Text, nullable=False),
+        sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("evaluator", sa.String(255)),
+        sa.Column("version", sa.String(64)),
+    )
+    designs = sa.Table(
+        "designs",
+        md,
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("design_id", sa.String(128), nullable=False, unique=True),
+        sa.Column("params", sa.Text, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False, index=True),
+        sa.Column("attempts", sa.Integer, nullable=False, default=0),
+        sa.Column("error", sa.Text),
+        sa.Column("training_key", sa.String(128)),
+        sa.Column("worker", sa.String(255)),
+        sa.Column("created_at", sa.Double),
+        sa.Column("started_at", sa.Double),
+        sa.Column("finished_at", sa.Double),
+        sa.Column("done_seq", sa.Integer),
+        sa.Column("metrics", sa.Text),
+    )
+    meta = sa.Table(
+        "meta",
+        md,
+        sa.Column("key", sa.String(255), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+    )
+    counters = sa.Table(
+        "counters",
+        md,
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Integer, nullable=False),
+    )
+    return md, {"study": study, "designs": designs, "meta": meta, "counters": counters}
+
+
+def _make_engine(url_or_path: str | os.PathLike[str]) -> tuple[sa.Engine, str]:
+    text = os.fspath(url_or_path)
+    if "://" in text:
+        return sa.create_engine(text, future=True), text
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise StoreError(
+            f"store path {str(path)!r} is a directory; give an SQLite file path "
+            "(e.g. runs/my_study/study.db) or an SQLAlchemy URL"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{path.resolve()}"
+    engine = sa.create_engine(url, connect_args={"timeout": 60.0})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's implicit
+        # BEGIN is DEFERRED, which fails instantly instead of waiting when two
+        # processes upgrade read locks to write locks at the same time).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        write = conn.get_execution_options().get("dse_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine, url
+
+
+class Store:
+    """A study's durable store; see the module docstring for the schema."""
+
+    def __init__(self, url_or_path: str | os.PathLike[str]):
+        self._engine, self.url = _make_engine(url_or_path)
+        self._dialect = self._engine.dialect.name
+        self._writer = self._engine.execution_options(dse_write=True)
+        self._md, t = _metadata()
+        self._study, self._designs = t["study"], t["designs"]
+        self._meta, self._counters = t["meta"], t["counters"]
+        self._pid = os.getpid()
+        self._name: str | None = None
+        with self._write() as conn:
+            self._md.create_all(conn, checkfirst=True)
+        self._insert_ignore(
+            self._meta, [{"key": "store.schema", "value": _dumps(_SCHEMA_VERSION)}], ("key",)
+        )
+        self._insert_ignore(self._counters, [{"name": "done_seq", "value": 0}], ("name",))
+
+    # ------------------------------------------------------------------ plumbing
+    def _check_fork(self) -> None:
+        if os.getpid() != self._pid:  # a forked child must not reuse the parent's sockets/files
+            self._engine.dispose(close=False)
+            self._pid = os.getpid()
+
+    def _write(self) -> Any:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        self._check_fork()
+        return self._writer.begin()
+
+    def _read(self) -> Any:
+        self._check_fork()
+        return self._engine.connect()
+
+    def close(self) -> None:
+        """Release pooled connections (the file stays)."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def _insert_ignore(
+        self,
+        table: sa.Table,
+        rows: list[dict[str, Any]],
+        keys: tuple[str, ...],
+        returning: str | None = None,
+        conn: sa.Connection | None = None,
+    ) -> list[Any]:
+        """Insert rows, skipping ones whose ``keys`` already exist; return ``returning`` of new rows."""
+        if not rows:
+            return []
+        if conn is None:
+            with self._write() as c:
+                return self._insert_ignore(table, rows, keys, returning, c)
+        new: list[Any] = []
+        if self._dialect in ("sqlite", "postgresql"):
+            if self._dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert
+            for chunk in _chunks(rows):
+                stmt = insert(table).values(list(chunk)).on_conflict_do_nothing(index_elements=keys)
+                if returning:
+                    stmt = stmt.returning(table.c[returning])
+                    new.extend(r[0] for r in conn.execute(stmt))
+                else:
+                    conn.execute(stmt)
+            return new
+        # Portable fallback: select existing keys, insert the rest (inside the write lock).
+        key = keys[0]
+        wanted = [r[key] for r in rows]
+        existing: set[Any] = set()
+        for chunk in _chunks(wanted):
+            existing.update(
+                conn.execute(sa.select(table.c[key]).where(table.c[key].in_(chunk))).scalars()
+            )
+        fresh = [r for r in rows if r[key] not in existing]
+        for r in fresh:
+            try:
+                with conn.begin_nested():
+                    conn.execute(table.insert().values(**r))
+                new.append(r[returning] if returning else None)
+            except IntegrityError:
+                continue
+        return new
+
+    # ------------------------------------------------------------------ study spec
+    def save_spec(
+        self,
+        name: str,
+        spec: dict[str, Any],
+        evaluator: str | None = None,
+        version: str | None = None,
+    ) -> None:
+        """Record the study's spec (first call creates it; later calls update the spec).
+
+        Refuses to overwrite a store that belongs to a study with another name.
+        ``evaluator`` defaults to ``spec['evaluator']`` (a name or ``{name: ...}``).
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise StoreError(f"study name must be a non-empty string, got {name!r}")
+        if evaluator is None:
+            ev = spec.get("evaluator")
+            evaluator = ev.get("name") if isinstance(ev, dict) else ev
+        row = {
+            "id": 1,
+            "name": name,
+            "spec": _dumps(spec),
+            "created_at": time.time(),
+            "evaluator": None if evaluator is None else str(evaluator),
+            "version": None if version is None else str(version),
+        }
+        with self._write() as conn:
+            current = conn.execute(
+                sa.select(self._study.c.name).where(self._study.c.id == 1)
+            ).first()
+            if current is None:
+                self._insert_ignore(self._study, [row], ("id",), conn=conn)
+                current = conn.execute(
+                    sa.select(self._study.c.name).where(self._study.c.id == 1)
+                ).first()
+            if current is not None and current[0] != name:
+                raise StoreError(
+                    f"store {self.url!r} holds study {current[0]!r}; refusing to save study "
+                    f"{name!r} into it (use another path)"
+                )
+            conn.execute(
+                self._study.update()
+                .where(self._study.c.id == 1)
+                .values(spec=row["spec"], evaluator=row["evaluator"], version=row["version"])
+            )
+        self._name = name
+
+    def load_spec(self) -> dict[str, Any] | None:
+        """The saved spec, or None for a store without one."""
+        with self._read() as conn:
+            text = conn.execute(sa.select(self._study.c.spec).where(self._study.c.id == 1)).scalar()
+        return None if text is None else json.loads(text)
+
+    @property
+    def study_name(self) -> str | None:
+        """Name given to :meth:`save_spec` (None before it)."""
+        if self._name is None:
+            with self._read() as conn:
+                self._name = conn.execute(
+                    sa.select(self._study.c.name).where(self._study.c.id == 1)
+                ).scalar()
+        return self._name
+
+    def study_info(self) -> dict[str, Any] | None:
+        """The ``study`` row (name, evaluator, version, created_at) without the spec."""
+        s = self._study
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(s.c.name, s.c.evaluator, s.c.version, s.c.created_at).where(s.c.id == 1)
+            ).first()
+        return None if row is None else dict(row._mapping)
+
+    # ------------------------------------------------------------------ meta
+    def set_meta(self, key: str, value: Any) -> None:
+        """Store a JSON-serialisable value under ``key`` (overwrites)."""
+        text = _dumps(value)
+        with self._write() as conn:
+            updated = conn.execute(
+                self._meta.update().where(self._meta.c.key == key).values(value=text)
+            ).rowcount
+            if not updated:
+                self._insert_ignore(self._meta, [{"key": key, "value": text}], ("key",), conn=conn)
+                conn.execute(self._meta.update().where(self._meta.c.key == key).values(value=text))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """The value stored under ``key``, else ``default``."""
+        with self._read() as conn:
+            text = conn.execute(
+                sa.select(self._meta.c.value).where(self._meta.c.key == key)
+            ).scalar()
+        return default if text is None else json.loads(text)
+
+    # ------------------------------------------------------------------ designs
+    def add_designs(self, rows: Iterable[tuple[str, dict[str, Any], str | None]]) -> list[str]:
+        """Insert ``(design_id, params, training_key)`` rows as queued, in one transaction.
+
+        Rows whose design_id already exists (in the store or earlier in ``rows``)
+        are ignored, whatever their status. Returns the ids that were new, in
+        input order; safe against another process inserting the same ids.
+        """
+        now = time.time()
+        batch: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for item in rows:
+            try:
+                design_id, params, training_key = item
+            except (TypeError, ValueError):
+                raise StoreError(
+                    f"add_designs wants (design_id, params, training_key) tuples, got {item!r}"
+                ) from None
+            if not isinstance(design_id, str) or not design_id:
+                raise StoreError(f"design_id must be a non-empty string, got {design_id!r}")
+            if not isinstance(params, dict):
+                raise StoreError(f"params of design {design_id!r} must be a dict, got {params!r}")
+            if design_id in seen:
+                continue
+            seen.add(design_id)
+            batch.append(
+                {
+                    "design_id": design_id,
+                    "params": _dumps(params),
+                    "status": "queued",
+                    "attempts": 0,
+                    "training_key": training_key,
+                    "created_at": now,
+                }
+            )
+        new = set(self._insert_ignore(self._designs, batch, ("design_id",), returning="design_id"))
+        return [r["design_id"] for r in batch if r["design_id"] in new]
+
+    def mark_running(self, ids: Sequence[str], worker: str = "") -> list[str]:
+        """Claim queued (or failed, for a retry) designs for ``worker``; returns the ids claimed.
+
+        Designs already running or done are left alone, so two processes
+        claiming the same ids never both get them.
+        """
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return []
+        d = self._designs
+        claimed: list[str] = []
+        now = time.time()
+        with self._write() as conn:
+            for chunk in _chunks(ids):
+                stmt = (
+                    d.update()
+                    .where(d.c.design_id.in_(chunk), d.c.status.in_(("queued", "failed")))
+                    .values(status="running", worker=worker, started_at=now)
+                )
+                if self._engine.dialect.update_returning:
+                    claimed.extend(conn.execute(stmt.returning(d.c.design_id)).scalars())
+                else:  # pragma: no cover - dialects without UPDATE ... RETURNING
+                    mine = conn.execute(
+                        sa.select(d.c.design_id)
+                        .where(d.c.design_id.in_(chunk), d.c.status.in_(("queued", "failed")))
+                        .with_for_update()
+                    ).scalars()
+                    mine = list(mine)
+                    if mine:
+                        conn.execute(
+                            d.update()
+                            .where(d.c.design_id.in_(mine))
+                            .values(status="running", worker=worker, started_at=now)
+                        )
+                    claimed.extend(mine)
+        order = {i: k for k, i in enumerate(ids)}
+        return sorted(claimed, key=order.__getitem__)
+
+    def record_results(self, results: Sequence[EvalResult]) -> int:
+        """Commit a batch of results in ONE transaction; returns how many rows changed.
+
+        Each recorded design gets the next ``done_seq`` (completion order, unique
+        across processes), ``attempts + 1``, its timings, worker, metrics or
+        error. A result for a design that is already ``done`` is ignored (first
+        result wins, so a design evaluated by two processes is counted once).
+        Unknown design ids raise :class:`StoreError` and nothing is written.
+        """
+        if not results:
+            return 0
+        latest: dict[str, EvalResult] = {}
+        for r in results:
+            if r.status not in ("done", "failed"):
+                raise StoreError(
+                    f"result for {r.design_id!r} has status {r.status!r}; allowed: done, failed"
+                )
+            if r.status == "done" and not isinstance(r.metrics, dict):
+                raise StoreError(f"done result for {r.design_id!r} carries no metrics dict")
+            latest[r.design_id] = r  # a later result for the same id in one batch wins
+        d, c = self._designs, self._counters
+        ids = sorted(latest)
+        now = time.time()
+        with self._write() as conn:
+            status_of: dict[str, str] = {}
+            for chunk in _chunks(ids):
+                q = sa.select(d.c.design_id, d.c.status).where(d.c.design_id.in_(chunk))
+                if self._dialect != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises writers
+                    q = q.with_for_update()
+                status_of.update(conn.execute(q).tuples().all())
+            missing = [i for i in ids if i not in status_of]
+            if missing:
+                raise StoreError(
+                    f"record_results got {len(missing)} design id(s) not in the store "
+                    f"(add_designs first): {', '.join(missing[:5])}"
+                )
+            todo = [
+                r for r in results if latest[r.design_id] is r and status_of[r.design_id] != "done"
+            ]
+            if not todo:
+                return 0
+            conn.execute(
+                c.update().where(c.c.name == "done_seq").values(value=c.c.value + len(todo))
+            )
+            top = conn.execute(sa.select(c.c.value).where(c.c.name == "done_seq")).scalar_one()
+            first = top - len(todo) + 1
+            params = []
+            for k, r in enumerate(todo):
+                done = r.status == "done"
+                params.append(
+                    {
+                        "b_id": r.design_id,
+                        "b_status": r.status,
+                        "b_metrics": _dumps(r.metrics) if done else None,
+                        "b_error": None if done else (r.error or "unknown error"),
+                        "b_started": r.started_at or None,
+                        "b_finished": r.finished_at or now,
+                        "b_worker": r.worker or None,
+                        "b_done_seq": first + k,
+                    }
+                )
+            stmt = (
+                d.update()
+                .where(d.c.design_id == sa.bindparam("b_id"))
+                .values(
+                    status=sa.bindparam("b_status"),
+                    metrics=sa.bindparam("b_metrics"),
+                    error=sa.bindparam("b_error"),
+                    started_at=sa.func.coalesce(
+                        sa.bindparam("b_started", type_=sa.Double), d.c.started_at
+                    ),
+                    finished_at=sa.bindparam("b_finished", type_=sa.Double),
+                    worker=sa.func.coalesce(sa.bindparam("b_worker", type_=sa.String), d.c.worker),
+                    done_seq=sa.bindparam("b_done_seq"),
+                    attempts=d.c.attempts + 1,
+                )
+            )
+            conn.execute(stmt, params)
+        return len(todo)
+
+    def requeue_running(self, worker: str | None = None) -> int:
+        """Crash recovery: designs left ``running`` (optionally only ``worker``'s) -> queued."""
+        d = self._designs
+        cond = d.c.status == "running"
+        if worker is not None:
+            cond = sa.and_(cond, d.c.worker == worker)
+        with self._write() as conn:
+            return conn.execute(
+                d.update().where(cond).values(status="queued", worker=None, started_at=None)
+            ).rowcount
+
+    # ------------------------------------------------------------------ reads
+    def _records(self, stmt: sa.Select) -> list[DesignRecord]:
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        params = _loads_many([r.params for r in rows])
+        metrics = _loads_many([r.metrics for r in rows])
+        return [
+            DesignRecord(
+                design_id=r.design_id,
+                seq=r.seq,
+                params=p,
+                status=r.status,
+                attempts=r.attempts,
+                error=r.error,
+                training_key=r.training_key,
+                worker=r.worker,
+                created_at=r.created_at,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                done_seq=r.done_seq,
+                metrics=m,
+            )
+            for r, p, m in zip(rows, params, metrics, strict=True)
+        ]
+
+    def queued(self, limit: int | None = None) -> list[DesignRecord]:
+        """Queued designs, oldest first (by ``seq``)."""
+        d = self._designs
+        stmt = sa.select(d).where(d.c.status == "queued").order_by(d.c.seq)
+        if limit is not None:
+            stmt = stmt.limit(int(limit))
+        return self._records(stmt)
+
+    def history(self) -> list[DesignRecord]:
+        """Finished designs (done and failed) in completion order, for optimizer warm starts."""
+        d = self._designs
+        stmt = (
+            sa.select(d).where(d.c.status.in_(("done", "failed"))).order_by(d.c.done_seq, d.c.seq)
+        )
+        return self._records(stmt)
+
+    def get(self, design_id: str) -> DesignRecord | None:
+        """One design by id, or None."""
+        found = self._records(
+            sa.select(self._designs).where(self._designs.c.design_id == design_id)
+        )
+        return found[0] if found else None
+
+    def counts(self) -> dict[str, int]:
+        """Designs per status (every status present, zero included)."""
+        d = self._designs
+        with self._read() as conn:
+            rows = (
+                conn.execute(sa.select(d.c.status, sa.func.count()).group_by(d.c.status))
+                .tuples()
+                .all()
+            )
+            out = dict.fromkeys(STATUSES, 0)
+            out.update({s: int(n) for s, n in rows})
+        return out
+
+    def cached_metrics(self, ids: Iterable[str]) -> dict[str, dict[str, float]]:
+        """Metrics of those ``ids`` that are done (a resumed or repeated design costs nothing)."""
+        ids = list(dict.fromkeys(ids))
+        d = self._designs
+        out: dict[str, dict[str, float]] = {}
+        with self._read() as conn:
+            for chunk in _chunks(ids):
+                rows = conn.execute(
+                    sa.select(d.c.design_id, d.c.metrics).where(
+                        d.c.design_id.in_(chunk), d.c.status == "done"
+                    )
+                ).all()
+                for (design_id, _), m in zip(rows, _loads_many([r[1] for r in rows]), strict=True):
+                    out[design_id] = m
+        return out
+
+    def frame(self, status: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """All designs (or those with ``status``) as a typed DataFrame, ordered by ``seq``.
+
+        Columns: :data:`META_COLUMNS` (timestamps as float epoch seconds,
+        ``duration_s = finished_at - started_at``, ``done_seq`` nullable Int64),
+        then one column per param, then one per metric. A param or metric whose
+        name clashes with an earlier column is prefixed ``param.`` / ``metric.``.
+        """
+        d = self._designs
+        stmt = sa.select(
+            d.c.design_id,
+            d.c.seq,
+            d.c.status,
+            d.c.attempts,
+            d.c.error,
+            d.c.training_key,
+            d.c.worker,
+            d.c.created_at,
+            d.c.started_at,
+            d.c.finished_at,
+            d.c.done_seq,
+            d.c.params,
+            d.c.metrics,
+        ).order_by(d.c.seq)
+        if status is not None:
+            wanted = [status] if isinstance(status, str) else list(status)
+            bad = [s for s in wanted if s not in STATUSES]
+            if bad:
+                raise StoreError(f"unknown status {bad}; allowed: {', '.join(STATUSES)}")
+            stmt = stmt.where(d.c.status.in_(wanted))
+        with self._read() as conn:
+            rows = conn.execute(stmt).all()
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 13
+
+        def floats(values: Sequence[Any]) -> np.ndarray:
+            return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+        started, finished = floats(cols[8]), floats(cols[9])
+        meta = pd.DataFrame(
+            {
+                "design_id": pd.array(cols[0], dtype="str"),
+                "seq": np.asarray(cols[1], dtype=np.int64),
+                "status": pd.array(cols[2], dtype="str"),
+                "attempts": np.asarray(cols[3], dtype=np.int64),
+                "error": pd.array(cols[4], dtype="str"),
+                "training_key": pd.array(cols[5], dtype="str"),
+                "worker": pd.array(cols[6], dtype="str"),
+                "created_at": floats(cols[7]),
+                "started_at": started,
+                "finished_at": finished,
+                "duration_s": finished - started,
+                "done_seq": pd.array(cols[10], dtype="Int64"),
+            }
+        )
+        params = _typed_records(_loads_many(cols[11]), len(rows))
+        metrics = _typed_records([m or {} for m in _loads_many(cols[12])], len(rows))
+        taken = set(META_COLUMNS)
+        params = params.rename(columns={c: f"param.{c}" for c in params.columns if c in taken})
+        taken |= set(params.columns)
+        metrics = metrics.rename(columns={c: f"metric.{c}" for c in metrics.columns if c in taken})
+        return pd.concat([meta, params, metrics], axis=1)
+
+
+def _typed_records(records: list[dict[str, Any]], n: int) -> pd.DataFrame:
+    """Records -> DataFrame with numeric columns as int64/float64, strings as str, bools as boolean."""
+    if n == 0:
+        return pd.DataFrame(index=pd.RangeIndex(0))
+    df = pd.DataFrame.from_records(records, index=pd.RangeIndex(n))
+    for col in df.columns:
+        s = df[col]
+        if s.dtype != object:
+            continue
+        present = s.dropna()
+        kinds = {type(v) for v in present}
+        if kinds <= {bool}:
+            df[col] = s.astype("boolean")
+        elif kinds <= {int, float} and kinds:
+            has_missing = len(present) < len(s)
+            df[col] = s.astype("float64" if (float in kinds or has_missing) else "int64")
+        elif kinds <= {str}:
+            df[col] = s.astype("str")
+        else:  # mixed kinds (e.g. categorical choices [1, "a"]): keep text so the column is uniform
+            df[col] = s.map(
+                lambda v: v if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+            ).astype("str")
+    return df
