@@ -1,0 +1,165 @@
+"""Trained models, content-addressed by training key, shared across processes.
+
+Why: one training serves every hardware variant of a design (deploy-stage
+params never change the weights), and several workers (Ray, or two studies on
+one machine) often need the same training at the same time. So each trained
+model is one file ``<cache_dir>/<key>.pt``:
+
+* written atomically (temporary file + ``os.replace``), so a reader never sees
+  half a file and a ``kill -9`` leaves at worst a stray temporary file;
+* a safe format: ``torch.save`` of plain data (state dict tensors, per-layer
+  ``weight_bits``, float training metrics), read with ``weights_only=True`` so
+  loading never runs code from the file;
+* guarded by an ``fcntl`` lock per key: the first process trains, a second one
+  needing the same key blocks on the lock and then loads the result instead of
+  training again;
+* a corrupt or foreign file is reported with ``warnings.warn`` and recomputed,
+  never a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from evaluators.cim.layers import crossbar_layers
+
+try:  # POSIX; elsewhere the cache still works, without cross-process de-duplication
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+FORMAT = 1
+
+
+@dataclass
+class TrainedModel:
+    """What a training leaves behind, enough to rebuild the trained network."""
+
+    state_dict: dict[str, torch.Tensor]
+    #: crossbar layer name -> learned precision (BSQ) or None (use hw.weight_bits)
+    weight_bits: dict[str, int | None]
+    #: training metrics returned by ``train_model`` (sparsity, train_time_s, ...)
+    metrics: dict[str, float]
+
+    @classmethod
+    def from_model(cls, model: nn.Module, metrics: dict[str, float]) -> TrainedModel:
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        bits = {
+            name: (None if layer.weight_bits is None else int(layer.weight_bits))
+            for name, layer in crossbar_layers(model)
+        }
+        return cls(state, bits, {k: float(v) for k, v in metrics.items()})
+
+    def apply(self, model: nn.Module) -> None:
+        """Load the weights and per-layer precisions into a freshly built ``model``."""
+        model.load_state_dict(self.state_dict)
+        for name, layer in crossbar_layers(model):
+            layer.weight_bits = self.weight_bits.get(name)
+
+
+class ModelCache:
+    """Directory of trained models keyed by training key (see module docstring)."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+
+    def path(self, key: str) -> Path:
+        if not key or not all(c.isalnum() or c in "-_" for c in key):
+            raise ValueError(f"training key {key!r} must be non-empty letters, digits, '-' or '_'")
+        return self.directory / f"{key}.pt"
+
+    # -- reading / writing ---------------------------------------------------------------
+    def load(self, key: str) -> TrainedModel | None:
+        """The cached model, or None if absent; a corrupt file warns and counts as absent."""
+        path = self.path(key)
+        if not path.exists():
+            return None
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            return _decode(payload)
+        except Exception as exc:  # any unreadable file is recomputed, never fatal
+            warnings.warn(
+                f"model cache file {path} is unreadable ({type(exc).__name__}: {exc}); "
+                "retraining and overwriting it",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return None
+
+    def save(self, key: str, trained: TrainedModel) -> Path:
+        """Write atomically: a temporary file in the same directory, then ``os.replace``."""
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format": FORMAT,
+            "state_dict": trained.state_dict,
+            "weight_bits": {k: (-1 if v is None else v) for k, v in trained.weight_bits.items()},
+            "metrics": trained.metrics,
+        }
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                torch.save(payload, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Exclusive cross-process lock for ``key`` (blocks while another process holds it)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        lock_path = self.directory / f"{key}.lock"
+        with open(lock_path, "a+b") as fh:
+            if fcntl is not None:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def get_or_train(
+        self, key: str, train: Callable[[], TrainedModel]
+    ) -> tuple[TrainedModel, bool]:
+        """Return ``(trained, was_trained_now)``; ``train`` runs at most once per key across processes."""
+        cached = self.load(key)
+        if cached is not None:
+            return cached, False
+        with self.lock(key):
+            cached = self.load(key)  # another process may have finished while we waited
+            if cached is not None:
+                return cached, False
+            trained = train()
+            self.save(key, trained)
+            return trained, True
+
+
+def _decode(payload: object) -> TrainedModel:
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"not a cim-dse model cache file of format {FORMAT}")
+    state = payload["state_dict"]
+    bits = payload["weight_bits"]
+    metrics = payload["metrics"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError("state_dict is not a mapping of tensors")
+    if not isinstance(bits, dict) or not isinstance(metrics, dict):
+        raise ValueError("weight_bits / metrics are not mappings")
+    return TrainedModel(
+        state_dict=dict(state),
+        weight_bits={str(k): (None if int(v) < 0 else int(v)) for k, v in bits.items()},
+        metrics={str(k): float(v) for k, v in metrics.items()},
+    )
