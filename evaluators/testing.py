@@ -3,11 +3,11 @@
 Why they are registered like any other evaluator: runners rebuild evaluators in
 worker processes from an :class:`~evaluators.base.EvaluatorSpec`, so a test that
 wants a worker to burn CPU, fail, die, or train must go through the same
-registry path users do. None of them fakes a result: ``sleep`` really burns CPU
+registry path users do. None of them fakes a result: ``busy`` really burns CPU
 time, ``crash`` really raises or really kills its process, and ``trainkey``
 really writes a trained artefact to a cache shared by every worker.
 
-* ``sleep``: busy loop for ``seconds`` of *thread CPU time* (not wall time), so
+* ``busy``: busy loop for ``seconds`` of *thread CPU time* (not wall time), so
   two workers squeezed onto one core take twice as long and a parallel
   speed-up measured with it is honest.
 * ``crash``: raises for designs whose ``i`` is in ``raise_on``; calls
@@ -33,7 +33,7 @@ from typing import Any
 
 from evaluators.base import Design, Evaluator, Metrics, register_evaluator, stable_hash
 
-__all__ = ["SleepEvaluator", "CrashEvaluator", "TrainKeyEvaluator", "burn_cpu", "read_trainings"]
+__all__ = ["BusyEvaluator", "CrashEvaluator", "TrainKeyEvaluator", "burn_cpu", "read_trainings"]
 
 
 def burn_cpu(seconds: float) -> int:
@@ -56,16 +56,16 @@ def _space(params: list[Any]) -> Any:
     return SearchSpace(params)
 
 
-@register_evaluator("sleep")
-class SleepEvaluator(Evaluator):
+@register_evaluator("busy")
+class BusyEvaluator(Evaluator):
     """CPU-bound evaluation of fixed cost: two objectives of ``x`` after ``seconds`` of busy work."""
 
-    name = "sleep"
+    name = "busy"
     version = "1"
 
     def __init__(self, seconds: float = 1.0):
         if not isinstance(seconds, (int, float)) or seconds < 0 or math.isnan(seconds):
-            raise ValueError(f"sleep evaluator: seconds={seconds!r}; allowed: a number >= 0")
+            raise ValueError(f"busy evaluator: seconds={seconds!r}; allowed: a number >= 0")
         self.seconds = float(seconds)
 
     def metric_names(self) -> list[str]:
