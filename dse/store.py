@@ -161,10 +161,10 @@ def _metadata() -> tuple[sa.MetaData, dict[str, sa.Table]]:
     return md, {"study": study, "designs": designs, "meta": meta, "counters": counters}
 
 
-def _make_engine(url_or_path: str | os.PathLike[str]) -> tuple[sa.Engine, str]:
+def _make_engine(url_or_path: str | os.PathLike[str]) -> tuple[sa.Engine, Path | None]:
     text = os.fspath(url_or_path)
     if "://" in text:
-        return sa.create_engine(text, future=True), text
+        return sa.create_engine(text), None
     path = Path(text).expanduser()
     if path.is_dir():
         raise StoreError(
@@ -172,8 +172,8 @@ def _make_engine(url_or_path: str | os.PathLike[str]) -> tuple[sa.Engine, str]:
             "(e.g. runs/my_study/study.db) or an SQLAlchemy URL"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    url = f"sqlite:///{path.resolve()}"
-    engine = sa.create_engine(url, connect_args={"timeout": 60.0})
+    path = path.resolve()
+    engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 60.0})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -193,14 +193,16 @@ def _make_engine(url_or_path: str | os.PathLike[str]) -> tuple[sa.Engine, str]:
         write = conn.get_execution_options().get("dse_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
-    return engine, url
+    return engine, path
 
 
 class Store:
     """A study's durable store; see the module docstring for the schema."""
 
     def __init__(self, url_or_path: str | os.PathLike[str]):
-        self._engine, self.url = _make_engine(url_or_path)
+        self._engine, self.path = _make_engine(url_or_path)
+        #: the SQLAlchemy URL (password hidden); ``path`` is the SQLite file or None
+        self.url = self._engine.url.render_as_string(hide_password=True)
         self._dialect = self._engine.dialect.name
         self._writer = self._engine.execution_options(dse_write=True)
         self._md, t = _metadata()
@@ -630,7 +632,8 @@ class Store:
 
         Columns: :data:`META_COLUMNS` (timestamps as float epoch seconds,
         ``duration_s = finished_at - started_at``, ``done_seq`` nullable Int64),
-        then one column per param, then one per metric. A param or metric whose
+        then one column per param, then one per metric (their names are in
+        ``attrs['params']`` and ``attrs['metrics']``). A param or metric whose
         name clashes with an earlier column is prefixed ``param.`` / ``metric.``.
         """
         d = self._designs
@@ -685,7 +688,10 @@ class Store:
         params = params.rename(columns={c: f"param.{c}" for c in params.columns if c in taken})
         taken |= set(params.columns)
         metrics = metrics.rename(columns={c: f"metric.{c}" for c in metrics.columns if c in taken})
-        return pd.concat([meta, params, metrics], axis=1)
+        out = pd.concat([meta, params, metrics], axis=1)
+        out.attrs["params"] = list(params.columns)
+        out.attrs["metrics"] = list(metrics.columns)
+        return out
 
 
 def _typed_records(records: list[dict[str, Any]], n: int) -> pd.DataFrame:
