@@ -1,0 +1,93 @@
+"""``train.method`` -> what the training loop installs: a backend and a fold factor.
+
+Why this shape: all seed methods are "the same SGD loop with a different forward"
+(seed 000 writes them as one loss L^t = −Σ y log f(x, θ, z) with different z), so a
+method is fully described by the crossbar backend used during training and the number
+of weight copies folded into the batch (HA-SGD's L).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..layers import crossbar_layers
+from .config import TrainConfig
+from .noise import PreactNoise, WeightNoise
+
+
+@dataclass
+class TrainingMethod:
+    """A training forward: ``backend()`` is called once per step (fresh noise)."""
+
+    name: str
+    make: Callable[[], Any] | None = None
+    #: copies of the mini-batch folded into the batch dim (HA-SGD's L)
+    copies: int = 1
+    _backend: Any = None
+
+    def backend(self) -> Any:
+        if self._backend is None and self.make is not None:
+            self._backend = self.make()
+        if self._backend is not None:
+            resample = getattr(self._backend, "resample", None)
+            if resample is not None:
+                resample()
+        return self._backend
+
+
+def device_sigma(config: TrainConfig, device_model: Any | None) -> float:
+    """σ relative to the weight range: ``config.sigma``, else the device model's.
+
+    ``device_model.weight_sigma()`` (evaluators/cim/devices.py) is the device's
+    programming/variation σ as a fraction of the conductance range G_max − G_min, already
+    multiplied by ``hw.variation_scale`` when the evaluator passes ``device.scaled(v)``.
+    """
+    if config.sigma is not None:
+        return float(config.sigma)
+    if device_model is None:
+        raise ValueError(
+            f"train.method={config.method!r} needs a noise level: set train.sigma or pass the "
+            "device model (hw.device) to train_model"
+        )
+    return float(device_model.weight_sigma())
+
+
+def build_method(
+    config: TrainConfig,
+    model: nn.Module,
+    device_model: Any | None,
+    sample_x: torch.Tensor,
+    generator: torch.Generator,
+) -> TrainingMethod:
+    """The :class:`TrainingMethod` for ``config.method`` (see config.METHODS)."""
+    m = config.method
+    if m == "ideal":
+        return TrainingMethod("ideal")
+    binary = any(layer.binary for _, layer in crossbar_layers(model))
+    if binary and m in ("ddhr", "ps_ddhr", "as_ddhr", "fixed"):
+        from .sddhr import build_binary_sddhr
+
+        return build_binary_sddhr(config, model, device_model, sample_x, generator)
+    if m == "preact_noise":
+        if config.preact_sigma_neu is not None:
+            return TrainingMethod(m, lambda: PreactNoise(sigma_neu=config.preact_sigma_neu))
+        sigma = device_sigma(config, device_model)
+        return TrainingMethod(m, lambda: PreactNoise(sigma_syn=sigma, generator=generator))
+    if m == "ha_sgd":
+        sigma = device_sigma(config, device_model)
+        L = config.samples
+
+        def make_ha() -> WeightNoise:
+            return WeightNoise(
+                sigma, config.mean_shift, groups=L, adc_bits=config.adc_bits, generator=generator
+            )
+
+        return TrainingMethod(m, make_ha, copies=L)
+    from .sddhr import build_analog_sddhr
+
+    return build_analog_sddhr(config, model, device_model, sample_x, generator)
