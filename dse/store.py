@@ -488,7 +488,7 @@ class Store:
                 q = sa.select(d.c.design_id, d.c.status).where(d.c.design_id.in_(chunk))
                 if self._dialect != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises writers
                     q = q.with_for_update()
-                status_of.update(conn.execute(q).tuples().all())
+                status_of.update((i, s) for i, s in conn.execute(q))
             missing = [i for i in ids if i not in status_of]
             if missing:
                 raise StoreError(
@@ -602,11 +602,7 @@ class Store:
         """Designs per status (every status present, zero included)."""
         d = self._designs
         with self._read() as conn:
-            rows = (
-                conn.execute(sa.select(d.c.status, sa.func.count()).group_by(d.c.status))
-                .tuples()
-                .all()
-            )
+            rows = conn.execute(sa.select(d.c.status, sa.func.count()).group_by(d.c.status)).all()
             out = dict.fromkeys(STATUSES, 0)
             out.update({s: int(n) for s, n in rows})
         return out
