@@ -173,7 +173,7 @@ def _time(ts: float | None) -> dt.datetime | None:
 
 def to_optuna(
     store: Store,
-    storage_url: str,
+    storage_url: str | Any,
     study_name: str | None = None,
     if_exists: Literal["error", "append", "replace"] = "error",
 ) -> Any:
@@ -188,7 +188,8 @@ def to_optuna(
     ``error`` and all metrics (dotted names kept); constraint violations (the
     spec's constraint text as key, <= 0 feasible) go through
     ``create_trial(constraints=...)`` so ``optuna-dashboard`` shows feasibility.
-    Queued/running designs are not exported. ``if_exists``: ``error`` (default),
+    Queued/running designs are not exported. ``storage_url`` is an Optuna
+    storage URL (``sqlite:///optuna.db``) or an ``optuna.storages`` object. ``if_exists``: ``error`` (default),
     ``append`` (add only design_ids the study lacks) or ``replace``.
     """
     import optuna
