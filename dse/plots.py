@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 __all__ = [
     "PALETTE",
     "axis_label",
+    "wants_log",
     "breakdown_bars",
     "hypervolume_curve",
     "parallel_coordinates",
@@ -93,15 +94,19 @@ def _values(frame: pd.DataFrame, col: str) -> np.ndarray:
     return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
 
 
-def _maybe_log(ax, axis: str, values: np.ndarray) -> None:
-    """Log-scale an axis whose positive values span more than three decades.
+def wants_log(values: np.ndarray) -> bool:
+    """True when positive values span more than three decades.
 
     Energy and area of CIM designs routinely span 10^3-10^5 between a tiny MLP
     on 64x64 arrays and a ResNet on 512x512; on a linear axis the whole front
     collapses into one corner.
     """
     v = values[np.isfinite(values)]
-    if v.size >= 2 and np.all(v > 0) and v.max() / v.min() > 1e3:
+    return bool(v.size >= 2 and np.all(v > 0) and v.max() / v.min() > 1e3)
+
+
+def _maybe_log(ax, axis: str, values: np.ndarray) -> None:
+    if wants_log(values):
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
 
 
@@ -110,13 +115,15 @@ def pareto_projections(
     front: pd.DataFrame,
     objectives: Mapping[str, str],
     knee: pd.Series | None = None,
+    infeasible: pd.DataFrame | None = None,
 ) -> bytes:
     """Every pair of objectives: all designs in grey, the front highlighted.
 
     ``frame`` holds every finished design, ``front`` the Pareto-optimal rows
-    (from :func:`dse.query.pareto_front`). With k objectives the grid has
-    k(k-1)/2 panels; front points that look dominated in one panel are
-    non-dominated in the full k-dimensional space.
+    (from :func:`dse.query.pareto_front`), ``infeasible`` the finished designs
+    violating a constraint (drawn as crosses: they explain gaps in the front).
+    With k objectives the grid has k(k-1)/2 panels; front points that look
+    dominated in one panel are non-dominated in the full k-dimensional space.
     """
     names = list(objectives)
     if len(names) < 2:
@@ -124,7 +131,8 @@ def pareto_projections(
     pairs = list(combinations(names, 2))
     ncols = min(3, len(pairs))
     nrows = math.ceil(len(pairs) / ncols)
-    fig = Figure(figsize=(4.6 * ncols, 4.0 * nrows), layout="constrained")
+    size = (7.0, 4.6) if len(pairs) == 1 else (4.6 * ncols, 4.0 * nrows)
+    fig = Figure(figsize=size, layout="constrained")
     for i, (a, b) in enumerate(pairs):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         _style(ax)
@@ -137,11 +145,25 @@ def pareto_projections(
             linewidths=0,
             label=f"all designs ({len(frame)})",
         )
+        if infeasible is not None and len(infeasible):
+            ax.scatter(
+                _values(infeasible, a),
+                _values(infeasible, b),
+                s=14,
+                marker="x",
+                c="#c9a27a",
+                linewidths=0.8,
+                label=f"violates a constraint ({len(infeasible)})",
+            )
         fa, fb = _values(front, a), _values(front, b)
         order = np.argsort(fa, kind="stable")
         if len(pairs) == 1 and front.shape[0] > 1:
-            # with exactly two objectives the front is a staircase: draw it
-            ax.step(fa[order], fb[order], where="post", color=PALETTE["front"], lw=1, alpha=0.6)
+            # With exactly two objectives the front's attainment boundary is a
+            # staircase. Walking along increasing a, the corner between two
+            # neighbours lies on the dominated side: after the step when a is
+            # minimised, before it when a is maximised.
+            where = "post" if objectives[a] == "min" else "pre"
+            ax.step(fa[order], fb[order], where=where, color=PALETTE["front"], lw=1, alpha=0.6)
         ax.scatter(
             fa,
             fb,

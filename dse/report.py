@@ -83,6 +83,7 @@ class _Context:
     ref_point: dict[str, float] | None
     hv: float | None
     hv_history: pd.DataFrame | None
+    infeasible: pd.DataFrame | None = None
     chosen: list[_Chosen] = field(default_factory=list)
     figures: list[_Figure] = field(default_factory=list)
 
@@ -276,10 +277,13 @@ def _build_figures(ctx: _Context) -> None:
             _Figure(
                 "pareto_2d",
                 "Pareto front — 2-D projections",
-                "Every pair of objectives. Grey: all finished designs; blue: the Pareto "
-                "front in the full objective space (a front point may look dominated in a "
-                "single projection); red star: the knee point.",
-                plots.pareto_projections(ctx.done, ctx.front, obj, ctx.knee),
+                "Every pair of objectives. Grey: all finished designs (crosses: those "
+                "violating a constraint); blue: the Pareto front in the full objective space "
+                "(a front point may look dominated in a single projection); red star: the "
+                "knee point.",
+                plots.pareto_projections(
+                    ctx.done, ctx.front, obj, ctx.knee, infeasible=ctx.infeasible
+                ),
             )
         )
     if len(obj) >= 3 and not ctx.front.empty:
@@ -361,8 +365,9 @@ figcaption{color:var(--mute);font-size:13px;margin-top:8px}
 .tablewrap{overflow-x:auto;border:1px solid var(--line);border-radius:6px;max-height:720px}
 table{border-collapse:collapse;width:100%;font-size:12.5px;font-variant-numeric:tabular-nums}
 th,td{padding:5px 10px;border-bottom:1px solid var(--line);white-space:nowrap;text-align:right}
-th{position:sticky;top:0;background:#eef2f7;cursor:pointer;user-select:none;font-weight:600}
-th:hover{background:#e2e9f2}
+th{position:sticky;top:0;background:#eef2f7;font-weight:600}
+table.sortable th{cursor:pointer;user-select:none}
+table.sortable th:hover{background:#e2e9f2}
 th.obj{background:#dfe9f6}
 th[aria-sort=ascending]::after{content:" \\25B2";font-size:10px}
 th[aria-sort=descending]::after{content:" \\25BC";font-size:10px}
@@ -373,6 +378,8 @@ tr.knee td{background:#fdecee}
 .badge{display:inline-block;padding:0 6px;border-radius:9px;font-size:11px;background:var(--knee);color:#fff;margin-left:4px}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px;background:#f1f3f6;padding:1px 4px;border-radius:3px}
 .note{color:var(--mute);font-size:13px}
+h3.sub{font-size:14px;font-weight:600;margin:22px 0 6px;color:var(--mute)}
+canvas#rot3d{display:block;max-width:100%;margin:0 auto;border:1px solid var(--line);border-radius:6px;cursor:grab;touch-action:none;background:#fff}
 footer{color:var(--mute);font-size:12px;text-align:center;margin-top:10px}
 """
 
@@ -464,12 +471,93 @@ def _summary_html(ctx: _Context) -> str:
     return f'<section id="summary"><h2>Study summary</h2><div class="cards">{card_html}</div><dl class="kv">{kv}</dl></section>'
 
 
-def _figure_html(fig: _Figure) -> str:
+def _figure_html(fig: _Figure, extra: str = "") -> str:
     return (
         f'<section id="fig-{fig.key}"><h2>{_esc(fig.title)}</h2><figure>'
         f'<img src="{_png_uri(fig.png)}" alt="{_esc(fig.title)}" data-file="{fig.key}.png">'
         f'<figcaption>{_esc(fig.caption)} <span class="note">(also saved as '
-        f"<code>{fig.key}.png</code>)</span></figcaption></figure></section>"
+        f"<code>{fig.key}.png</code>)</span></figcaption></figure>{extra}</section>"
+    )
+
+
+# Drag-to-rotate 3-D scatter on a <canvas>: a bonus over the static PNG, with
+# no library (the report must stay offline). Points are pre-normalised to the
+# unit cube in Python; this only rotates, projects and paints them by depth.
+_ROTATE_JS = """
+(function(){var c=document.getElementById("rot3d");if(!c||!c.getContext)return;
+var d=JSON.parse(c.getAttribute("data-points")),g=c.getContext("2d"),W=c.width,H=c.height,
+yaw=-0.75,pitch=0.42,drag=null;
+function P(p){var x=p[0]-.5,y=p[1]-.5,z=p[2]-.5,cy=Math.cos(yaw),sy=Math.sin(yaw),
+cp=Math.cos(pitch),sp=Math.sin(pitch),X=x*cy-y*sy,Y=x*sy+y*cy,s=Math.min(W,H)*.55;
+return[W/2+X*s,H/2-(z*cp+Y*sp)*s,Y*cp-z*sp];}
+function line(a,b,col,w){var p=P(a),q=P(b);g.strokeStyle=col;g.lineWidth=w;g.beginPath();
+g.moveTo(p[0],p[1]);g.lineTo(q[0],q[1]);g.stroke();}
+function text(p,t,col){var q=P(p);g.fillStyle=col;g.fillText(t,q[0],q[1]);}
+function draw(){g.clearRect(0,0,W,H);g.font="12px system-ui,sans-serif";g.textAlign="center";
+for(var i=0;i<8;i++)for(var k=0;k<3;k++){var a=[i&1,i>>1&1,i>>2&1];if(a[k])continue;
+var b=a.slice();b[k]=1;line(a,b,"#dde2e8",1);}
+var O=[0,0,0],E=[[1,0,0],[0,1,0],[0,0,1]],N="xyz";g.font="bold 13px system-ui,sans-serif";
+for(k=0;k<3;k++){line(O,E[k],"#6b7580",1.5);text(E[k].map(function(v){return v*1.1;}),N[k],
+"#1d2733");}g.textAlign="left";g.font="12px system-ui,sans-serif";
+var tw=0;for(k=0;k<3;k++)tw=Math.max(tw,g.measureText(N[k]+":  "+d.labels[k]).width);
+for(k=0;k<3;k++){g.fillStyle="#1d2733";g.fillText(N[k]+":  "+d.labels[k],14,22+k*18);
+g.fillStyle="#6b7580";g.fillText(d.ticks[k][0]+" \u2013 "+d.ticks[k][1],tw+34,22+k*18);}
+var pts=[];d.all.forEach(function(p){pts.push([P(p),2,"rgba(150,160,172,.45)"]);});
+d.front.forEach(function(p){pts.push([P(p),3.6,"#1f5fa8"]);});
+if(d.knee)pts.push([P(d.knee),6.5,"#d1495b"]);
+pts.sort(function(a,b){return b[0][2]-a[0][2];});
+pts.forEach(function(p){g.fillStyle=p[2];g.beginPath();g.arc(p[0][0],p[0][1],p[1],0,6.2832);
+g.fill();});c.setAttribute("data-drawn",String(pts.length));}
+c.addEventListener("pointerdown",function(e){drag=[e.clientX,e.clientY,yaw,pitch];
+try{c.setPointerCapture(e.pointerId);}catch(err){}});
+c.addEventListener("pointermove",function(e){if(!drag)return;yaw=drag[2]+(e.clientX-drag[0])*.01;
+pitch=Math.max(-1.5,Math.min(1.5,drag[3]+(e.clientY-drag[1])*.01));draw();});
+c.addEventListener("pointerup",function(){drag=null;});draw();})();
+"""
+_ROTATE_MAX_POINTS = 3000  # grey background points kept (evenly strided) to bound file size
+
+
+def _rotator_html(ctx: _Context) -> str:
+    """Data for the drag-to-rotate view: first three objectives, unit-cube scaled."""
+    names = list(ctx.objectives)[:3]
+    done = ctx.done
+    if len(done) > _ROTATE_MAX_POINTS:
+        done = done.iloc[:: -(-len(done) // _ROTATE_MAX_POINTS)]
+    scaled: dict[str, Any] = {"labels": [], "ticks": [], "all": [], "front": [], "knee": None}
+    cols_all, cols_front, cols_knee = [], [], []
+    for n in names:
+        ref = pd.to_numeric(ctx.done[n], errors="coerce").to_numpy(dtype=float)
+        log = plots.wants_log(ref)
+        tf = np.log10 if log else (lambda v: v)
+        lo, hi = np.nanmin(tf(ref)), np.nanmax(tf(ref))
+        span = hi - lo if hi > lo else 1.0
+
+        def unit(v, tf=tf, lo=lo, span=span):
+            return np.round((tf(np.asarray(v, dtype=float)) - lo) / span, 4)
+
+        cols_all.append(unit(pd.to_numeric(done[n], errors="coerce")))
+        cols_front.append(unit(pd.to_numeric(ctx.front[n], errors="coerce")))
+        if ctx.knee is not None:
+            cols_knee.append(float(unit([float(ctx.knee[n])])[0]))
+        arrow = {"min": "\u2193", "max": "\u2191"}[ctx.objectives[n]]
+        scaled["labels"].append(f"{n} {arrow}" + (" (log)" if log else ""))
+        scaled["ticks"].append([_fmt(float(np.nanmin(ref))), _fmt(float(np.nanmax(ref)))])
+
+    def points(cols: list[np.ndarray]) -> list[list[float]]:
+        arr = np.column_stack(cols)
+        return arr[np.isfinite(arr).all(axis=1)].tolist()
+
+    scaled["all"] = points(cols_all)
+    scaled["front"] = points(cols_front)
+    scaled["knee"] = cols_knee or None
+    data = json.dumps(scaled, separators=(",", ":"), allow_nan=False)
+    return (
+        '<h3 class="sub">Interactive view — drag to rotate</h3>'
+        f'<canvas id="rot3d" width="900" height="560" data-points="{_esc(data)}" '
+        'aria-label="rotatable 3-D scatter of the objectives"></canvas>'
+        '<p class="note">Each axis spans the range of all finished designs (listed top left; '
+        "the first value at the origin corner). Grey: all designs; blue: Pareto front; "
+        "red: knee point.</p>"
     )
 
 
@@ -532,14 +620,21 @@ def _front_table_html(ctx: _Context) -> str:
 def _chosen_html(ctx: _Context, fig: _Figure | None) -> str:
     if not ctx.chosen:
         return ""
-    items = "".join(
-        f'<tr><td class="t">{_esc(c.label)}</td><td class="t"><code>{_esc(c.design_id)}</code></td>'
-        f'<td class="t">{_esc(c.why)}</td></tr>'
-        for c in ctx.chosen
+    by_id = ctx.done.set_index(ctx.done["design_id"].astype(str))
+    items = []
+    for c in ctx.chosen:
+        row = by_id.loc[c.design_id]
+        values = "".join(f"<td>{_esc(_fmt(row[o]))}</td>" for o in ctx.objectives)
+        items.append(
+            f'<tr><td class="t">{_esc(c.label)}</td><td class="t"><code>{_esc(c.design_id)}'
+            f'</code></td>{values}<td class="t">{_esc(c.why)}</td></tr>'
+        )
+    heads = "".join(
+        f'<th class="obj">{_esc(plots.axis_label(o, s))}</th>' for o, s in ctx.objectives.items()
     )
     table = (
         '<table><thead><tr><th class="t">label</th><th class="t">design_id</th>'
-        f'<th class="t">why</th></tr></thead><tbody>{items}</tbody></table>'
+        f'{heads}<th class="t">why</th></tr></thead><tbody>{"".join(items)}</tbody></table>'
     )
     if fig is None:
         body = (
@@ -564,7 +659,7 @@ def _render(ctx: _Context) -> str:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     figs = {f.key: f for f in ctx.figures}
     main_figs = "".join(
-        _figure_html(figs[k])
+        _figure_html(figs[k], _rotator_html(ctx) if k == "pareto_3d" else "")
         for k in ("pareto_2d", "pareto_3d", "parallel", "hypervolume")
         if k in figs
     )
@@ -587,7 +682,7 @@ def _render(ctx: _Context) -> str:
         _front_table_html(ctx),
         "<footer>Static report: no network resources; figures are embedded and saved "
         "next to this file.</footer></main>",
-        f"<script>{_SORTER_JS}</script></body></html>",
+        f"<script>{_SORTER_JS}{_ROTATE_JS if 'pareto_3d' in figs else ''}</script></body></html>",
     ]
     return "\n".join(parts)
 
@@ -642,6 +737,9 @@ def write_report(
         hv=hv,
         hv_history=hist,
     )
+    if constraints:
+        feasible = _query().feasible_done(frame, constraints)
+        ctx.infeasible = done.loc[~done.index.isin(feasible.index)]
     ctx.chosen = _choose(ctx, chosen) if not front.empty or chosen else []
     _build_figures(ctx)
 

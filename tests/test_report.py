@@ -374,6 +374,12 @@ window.addEventListener("load", function () {
   th.click(); document.body.dataset.asc = col();
   th.click(); document.body.dataset.desc = col();
   document.body.dataset.ariaSort = th.getAttribute("aria-sort");
+  var c = document.getElementById("rot3d"), before = c.toDataURL();
+  document.body.dataset.drawn = c.getAttribute("data-drawn");
+  c.dispatchEvent(new PointerEvent("pointerdown", {clientX: 100, clientY: 100, pointerId: 1}));
+  c.dispatchEvent(new PointerEvent("pointermove", {clientX: 180, clientY: 120, pointerId: 1}));
+  c.dispatchEvent(new PointerEvent("pointerup", {clientX: 180, clientY: 120, pointerId: 1}));
+  document.body.dataset.rotated = String(c.toDataURL() !== before);
 });
 </script></body>"""
 
@@ -423,3 +429,8 @@ def test_report_renders_in_headless_chromium(cim_report, tmp_path):
     assert values("asc") == pytest.approx(expected)
     assert values("desc") == pytest.approx(expected[::-1])
     assert attrs["aria-sort"] == "descending"
+    # the drag-to-rotate canvas painted every finished design, the front and the knee,
+    # and a drag repaints it from another angle
+    done = frame[frame["status"] == "done"]
+    assert int(attrs["drawn"]) == len(done) + len(front) + 1
+    assert attrs["rotated"] == "true"
