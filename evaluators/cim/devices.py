@@ -1,0 +1,306 @@
+"""Device table: the memory cells a crossbar can be built from, with cited parameters.
+
+A :class:`DeviceModel` is an aihwkit-style frozen description of one cell technology.
+Noise magnitudes are *relative to the conductance range* ``g_max - g_min`` (CrossSim's
+and aihwkit's convention), so they map directly onto weights: a weight occupying the
+full range of one cell sees a static programming error of ``prog_sigma`` of that range.
+
+Every number cites where it comes from. Where a figure is our reading of a plot or an
+order-of-magnitude choice rather than a quoted value, the comment says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class DeviceModel:
+    """One memory-cell technology.
+
+    Conductances in µS, voltages in V, energies in pJ, times in s, areas in F².
+    """
+
+    name: str
+    #: conductance range of one cell (µS); differential pairs subtract two cells
+    g_min_us: float
+    g_max_us: float
+    #: reliably programmable levels per cell (2 = binary); caps hw.cell_bits
+    levels: int
+    #: static programming error, std relative to (g_max - g_min), one draw per chip instance
+    prog_sigma: float
+    #: read (cycle-to-cycle) noise, std relative to (g_max - g_min), fresh at every read
+    read_sigma: float
+    #: PCM-style drift G(t) = G0 · (t / t0)^-ν (aihwkit PCMLikeNoiseModel, Nandakumar 2019)
+    drift_nu: float = 0.0
+    drift_nu_std: float = 0.0
+    drift_t0_s: float = 1.0
+    #: accumulated 1/f read noise coefficient (aihwkit PCM model, Q_s); 0 = none
+    noise_1f_q: float = 0.0
+    #: read time constant of the 1/f fit (aihwkit t_read)
+    t_read_s: float = 250e-9
+    #: fractions of cells stuck at g_max (on) / g_min (off)
+    stuck_on_rate: float = 0.0
+    stuck_off_rate: float = 0.0
+    #: crossbar read voltage and pulse width (energy of one cell read = V²·G·t)
+    read_voltage_v: float = 0.2
+    read_pulse_s: float = 10e-9
+    #: fixed energy per cell access (digital SRAM); overrides V²·G·t when > 0
+    bit_access_energy_pj: float = 0.0
+    #: cell footprint in F² (feature size squared)
+    cell_area_f2: float = 48.0
+    #: programming energy / latency per cell (write-verify), for reporting
+    write_energy_pj: float = 0.0
+    write_latency_ns: float = 0.0
+    #: analog device (False: digital SRAM baseline, no analog noise)
+    analog: bool = True
+    #: binary magnetic tunnel junction cell (seed 000 MRAM): G = 1/R, R ~ N(μ, σ²)
+    binary: bool = False
+    r_p_ohm: float = 0.0
+    r_ap_ohm: float = 0.0
+    #: relative std of R_P and R_AP (σ/μ)
+    r_p_rel_sigma: float = 0.0
+    r_ap_rel_sigma: float = 0.0
+    #: multiplier applied to every σ (hw.variation_scale; seed 000 sweeps 1×..10×)
+    variation_scale: float = 1.0
+    #: where the numbers come from (short)
+    source: str = ""
+
+    # -- derived quantities ---------------------------------------------------------
+    @property
+    def g_range_us(self) -> float:
+        return self.g_max_us - self.g_min_us
+
+    @property
+    def max_cell_bits(self) -> int:
+        return max(1, int(math.floor(math.log2(self.levels))))
+
+    def cell_read_energy_pj(self, g_us: float | None = None) -> float:
+        """Energy of one cell read at conductance ``g_us`` (default mid-range): V²·G·t_pulse.
+
+        Ohmic dissipation during the read pulse (NeuroSim's array read-energy term).
+        """
+        if self.bit_access_energy_pj > 0.0:
+            return self.bit_access_energy_pj
+        g = 0.5 * (self.g_min_us + self.g_max_us) if g_us is None else g_us
+        return self.read_voltage_v**2 * g * 1e-6 * self.read_pulse_s * 1e12
+
+    def scaled(self, variation_scale: float) -> DeviceModel:
+        """Copy with every σ multiplied by ``variation_scale`` (seed 000: 1× … 10× σ_MRAM)."""
+        if not (variation_scale >= 0.0 and math.isfinite(variation_scale)):
+            raise ValueError(
+                f"variation_scale must be a finite number >= 0, got {variation_scale!r}"
+            )
+        k = float(variation_scale)
+        return replace(
+            self,
+            prog_sigma=self.prog_sigma * k,
+            read_sigma=self.read_sigma * k,
+            drift_nu_std=self.drift_nu_std * k,
+            noise_1f_q=self.noise_1f_q * k,
+            r_p_rel_sigma=self.r_p_rel_sigma * k,
+            r_ap_rel_sigma=self.r_ap_rel_sigma * k,
+            variation_scale=self.variation_scale * k,
+        )
+
+    def weight_sigma(self) -> float:
+        """Relative synaptic σ (σ_syn, relative to the weight range W_max − W_min).
+
+        Used by the noise-aware training methods when ``train.sigma`` is absent.
+        Signed weights sit on a differential pair: w ∈ [−w_max, w_max] maps to
+        G⁺ − G⁻ ∈ [−Δg, Δg], so the weight range 2·w_max spans 2·Δg while the pair's
+        noise is √2·σ·Δg: σ_syn = σ/√2 with σ² = prog² + read². For a binary MRAM
+        complementary unit (seed 000) the ±1 weight range maps to G_P − G_AP and the
+        noise of the conducting cell is σ_G, so σ_syn = σ_G / (G_P − G_AP).
+        """
+        if not self.analog:
+            return 0.0
+        if self.binary:
+            s_p = self.r_p_rel_sigma / self.r_p_ohm  # σ_G = σ_R/μ_R² = (σ_R/μ_R)/μ_R
+            s_ap = self.r_ap_rel_sigma / self.r_ap_ohm
+            dg = 1.0 / self.r_p_ohm - 1.0 / self.r_ap_ohm
+            return math.sqrt(0.5 * (s_p**2 + s_ap**2)) / dg
+        return math.sqrt(self.prog_sigma**2 + self.read_sigma**2) / math.sqrt(2.0)
+
+
+def _mram_conductance_sigma(r_p: float, r_ap: float, rel_p: float, rel_ap: float) -> float:
+    """σ of G = 1/R relative to the range 1/R_P − 1/R_AP (seed 000: σ_G = σ_R/μ_R²)."""
+    s_p = rel_p / r_p
+    s_ap = rel_ap / r_ap
+    return math.sqrt(0.5 * (s_p**2 + s_ap**2)) / (1.0 / r_p - 1.0 / r_ap)
+
+
+# MRAM numbers (seed 000 cites D. Shum et al., VLSI 2017, 28-nm embedded STT-MRAM):
+# perpendicular MTJs in CMOS-embedded eMRAM have TMR ≈ 100-150 % and resistance spreads
+# σ/μ of a few percent. Seed 000 does not list the values, so we take a representative
+# R_P = 3 kΩ, R_AP = 6 kΩ (TMR 100 %: the "low on/off ratio" of seed 000) and σ/μ = 4 %
+# for both states; treat these as order-of-magnitude, not a quoted datasheet value.
+_MRAM_RP, _MRAM_RAP, _MRAM_REL = 3.0e3, 6.0e3, 0.04
+
+_DEVICES: dict[str, DeviceModel] = {
+    "reram": DeviceModel(
+        name="reram",
+        # Conductances: NeuroSim 1.4 default 1T1R RRAM, R_on = 100 kΩ, on/off = 17
+        # (DNN_NeuroSim Param.cpp: resistanceOn = 100e3, resistanceOff = 100e3*17).
+        g_min_us=10.0 / 17.0,
+        g_max_us=10.0,
+        # 16 levels (4 bits): HfO2 1T1R arrays show ≥64 distinguishable states
+        # (C. Li et al., Nature Communications 9, 2385, 2018); we allow 4 bits/cell.
+        levels=16,
+        # Programming error: CrossSim RRAMMilo fit to Milo et al., IRPS 2021, Fig. 4:
+        # σ_G = −0.009107·G + 4.782 µS over 50–225 µS; at mid-range (137.5 µS)
+        # σ = 3.53 µS = 2.0 % of the 175 µS range. Applied relative to the range.
+        prog_sigma=0.020,
+        # Read noise: random telegraph noise in HfOx ReRAM is ~1 % of the range at
+        # mid states (Ambrogio et al., IEEE TED 61(8), 2014, "Statistical fluctuations
+        # in HfOx resistive-switching memory, part II"); order-of-magnitude reading.
+        read_sigma=0.010,
+        # Stuck-at faults: C.-Y. Chen et al. (IEEE TC 2015) measured SA0 1.75 % / SA1
+        # 9.04 % on an unrepaired 4 Mb array; repaired production macros are far lower,
+        # so the default is 0 (use dataclasses.replace to study faults).
+        stuck_on_rate=0.0,
+        stuck_off_rate=0.0,
+        # NeuroSim 1.4: readVoltage = 0.51 V at 32/45 nm, readPulseWidth = 10 ns.
+        read_voltage_v=0.51,
+        read_pulse_s=10e-9,
+        # NeuroSim 1T1R cell: 4 F × 12 F = 48 F² (heightInFeatureSize1T1R = 4,
+        # widthInFeatureSize1T1R = 12).
+        cell_area_f2=48.0,
+        # NeuroSim writeVoltage = 2 V; ~10 pJ and ~100 ns per write-verify cell
+        # (order of magnitude for HfO2 SET/RESET pulses, Milo et al. IRPS 2021).
+        write_energy_pj=10.0,
+        write_latency_ns=100.0,
+        source="NeuroSim 1.4 defaults; CrossSim RRAMMilo (Milo et al. IRPS 2021)",
+    ),
+    "pcm": DeviceModel(
+        name="pcm",
+        # aihwkit PCMLikeNoiseModel: g_max = 25 µS, g_min = 0 (Nandakumar et al. ICECS 2019).
+        g_min_us=0.0,
+        g_max_us=25.0,
+        # Multi-level PCM: 8 levels (3 bits) as in IBM's multi-level PCM inference
+        # demonstrations (Joshi et al., Nature Communications 11, 2473, 2020).
+        levels=8,
+        # aihwkit programming noise polynomial σ = 0.26348 + 1.9650·g − 1.1731·g² µS
+        # (g = G/g_max); at mid-range g = 0.5: 0.952 µS = 3.8 % of 25 µS.
+        prog_sigma=0.038,
+        # aihwkit folds read noise into the accumulated 1/f term below; no extra per-read σ.
+        read_sigma=0.0,
+        # aihwkit drift: ν = (−0.0155·ln g + 0.0244) clipped to [0.049, 0.1];
+        # high states sit at the 0.049 clip; σ_ν = (−0.0125·ln g − 0.0059) clipped
+        # to [0.008, 0.045]; t0 = 20 s.
+        drift_nu=0.049,
+        drift_nu_std=0.008,
+        drift_t0_s=20.0,
+        # aihwkit 1/f noise: Q_s = 0.0088 / g^0.65 (≤ 0.2), σ = Q_s·sqrt(ln((t + t_read)/(2 t_read)))
+        noise_1f_q=0.0088,
+        t_read_s=250e-9,
+        # Read at 0.2 V, 10 ns (aihwkit / Joshi 2020 read at ~0.2 V; NeuroSim pulse width).
+        read_voltage_v=0.2,
+        read_pulse_s=10e-9,
+        # Mushroom PCM 1T1R cell ≈ 25–50 F²; we take NeuroSim's 1T1R 48 F² footprint.
+        cell_area_f2=48.0,
+        # PCM RESET ≈ 10-100 pJ, ~100 ns SET (Burr et al., JETCAS 2016, order of magnitude).
+        write_energy_pj=50.0,
+        write_latency_ns=100.0,
+        source="aihwkit PCMLikeNoiseModel (Nandakumar et al. ICECS 2019, Joshi et al. 2020)",
+    ),
+    "sonos": DeviceModel(
+        name="sonos",
+        # CrossSim SONOS model (Agrawal et al., IEDM 2022): suggested on/off 1e7,
+        # ~0 to 16 µS, I_max ≤ 1600 nA at V_read = 0.1 V.
+        g_min_us=16.0e-7,
+        g_max_us=16.0,
+        # 40-nm SONOS stores ≥ 4 bits per cell in subthreshold (Agrawal IEDM 2022).
+        levels=16,
+        # CrossSim SONOS t = 0: σ_I = A(1 − exp(−I/B)), A = 19.887 nA, B = 176.3 nA;
+        # saturated σ ≈ 19.9 nA over a 1600 nA range = 1.24 %.
+        prog_sigma=0.0124,
+        # CrossSim SONOS read noise: A_noise = 12.58 nA → 0.79 % of 1600 nA.
+        read_sigma=0.0079,
+        # CrossSim models SONOS drift with per-day polynomials (1-5 days); we do not
+        # extrapolate them, so no power-law drift here.
+        read_voltage_v=0.1,
+        read_pulse_s=10e-9,
+        # 2T SONOS NOR cell (Cypress/Infineon 40 nm eCT): ≈ 60 F² (order of magnitude).
+        cell_area_f2=60.0,
+        # Fowler-Nordheim program ~ms at negligible current: ~1 pJ, ~1 ms (Agrawal 2022).
+        write_energy_pj=1.0,
+        write_latency_ns=1.0e6,
+        source="CrossSim SONOS model (Agrawal et al., IEDM 2022)",
+    ),
+    "fefet": DeviceModel(
+        name="fefet",
+        # HfO2 FeFET multi-level synapse (Jerry et al., IEDM 2017): 5-bit (32 states),
+        # on/off ≈ 45 with G ≈ 0.1–4.5 µS at 0.1 V read.
+        g_min_us=0.1,
+        g_max_us=4.5,
+        levels=32,
+        # Device-to-device variation of partially polarized states ≈ 2-3 % of range
+        # (Jerry et al. IEDM 2017, Fig. of cycle/device variation; order of magnitude).
+        prog_sigma=0.025,
+        read_sigma=0.005,
+        read_voltage_v=0.1,
+        read_pulse_s=10e-9,
+        # 1T FeFET: transistor-sized cell ≈ 25 F² (NeuroSim FeFET preset order).
+        cell_area_f2=25.0,
+        # Gate-pulse write: ~1 pJ, ~100 ns (Jerry et al. IEDM 2017 use 75-ns pulses).
+        write_energy_pj=1.0,
+        write_latency_ns=100.0,
+        source="Jerry et al., IEDM 2017 (FeFET analog synapse)",
+    ),
+    "mram": DeviceModel(
+        name="mram",
+        g_min_us=1e6 / _MRAM_RAP,
+        g_max_us=1e6 / _MRAM_RP,
+        levels=2,
+        prog_sigma=_mram_conductance_sigma(_MRAM_RP, _MRAM_RAP, _MRAM_REL, _MRAM_REL),
+        # seed 000 models only the static R_P/R_AP spread
+        read_sigma=0.0,
+        # STT-MRAM read at ~0.1 V to avoid read disturb (Shum et al. VLSI 2017 range).
+        read_voltage_v=0.1,
+        read_pulse_s=10e-9,
+        # 1T1MTJ embedded MRAM bit cell ≈ 40-60 F² (Shum VLSI 2017, 28 nm: ~0.05 µm²
+        # ≈ 60 F²; order of magnitude).
+        cell_area_f2=60.0,
+        # STT switching ~ 1 pJ, 10-20 ns (Shum et al. VLSI 2017, order of magnitude)
+        write_energy_pj=1.0,
+        write_latency_ns=20.0,
+        binary=True,
+        r_p_ohm=_MRAM_RP,
+        r_ap_ohm=_MRAM_RAP,
+        r_p_rel_sigma=_MRAM_REL,
+        r_ap_rel_sigma=_MRAM_REL,
+        source="seed 000 (Zhang, Chen, Verma ICASSP 2019) stochastic MTJ model",
+    ),
+    "sram": DeviceModel(
+        name="sram",
+        # Digital SRAM baseline: each bit cell stores one weight bit; no analog noise.
+        g_min_us=0.0,
+        g_max_us=1.0,
+        levels=2,
+        prog_sigma=0.0,
+        read_sigma=0.0,
+        analog=False,
+        # 6T SRAM cell area factor ≈ 140 F² (ITRS ORTC SRAM a-factor 140 F²; the brief's
+        # 120–150 F² band).
+        cell_area_f2=140.0,
+        # One bit-line access: 8 KB SRAM 64-bit read = 10 pJ at 45 nm (Horowitz, ISSCC
+        # 2014) → 0.156 pJ per bit; stored here as the "cell read" energy (pJ per bit).
+        bit_access_energy_pj=0.156,
+        write_energy_pj=0.156,
+        write_latency_ns=1.0,
+        source="Horowitz ISSCC 2014 (45 nm SRAM access energy); ITRS SRAM cell factor",
+    ),
+}
+
+DEVICE_NAMES: tuple[str, ...] = tuple(_DEVICES)
+
+
+def get_device(name: str, variation_scale: float = 1.0) -> DeviceModel:
+    """Device model by name, optionally with σ's scaled (``hw.variation_scale``)."""
+    key = str(name).strip().lower()
+    if key not in _DEVICES:
+        raise ValueError(f"unknown device {name!r}; allowed: {', '.join(DEVICE_NAMES)}")
+    dev = _DEVICES[key]
+    return dev if variation_scale == 1.0 else dev.scaled(variation_scale)

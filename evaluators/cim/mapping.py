@@ -1,0 +1,432 @@
+"""Which weights land in which crossbar tile: one object read by simulator *and* cost model.
+
+For each crossbar layer the :class:`Mapping` records
+
+* the rows and columns that survive pruning (rows/columns that are entirely zero are
+  not programmed: no cells, no reads, no ADC conversions),
+* how the bias is folded in as extra rows (seed 001: W̃ = [W b/s], x̃ = [x; s], with
+  s chosen so that b/s stays inside the weight range; we drive bias rows at the layer's
+  full-scale input x_fs, so s = r·x_fs with r = ceil(max|b| / (x_fs·max|W|)) rows),
+* how the weight bits are sliced over cells and how signs are encoded,
+* tiling into ``array_size × array_size`` arrays and the per-inference counts the
+  cost model needs (vectors, MACs, cell reads, ADC and DAC operations).
+
+Sign encoding (decided here, documented for both consumers):
+
+* Multi-level devices: **differential pairs**, 2 physical columns per weight per slice
+  (G⁺ holds positive weights, G⁻ negative ones). The two column currents are subtracted
+  before the ADC (differential sensing as in IBM's PCM chips, Joshi et al. 2020), so
+  there is one ADC conversion per pair and slice.
+* Binary layers on MRAM (seed 000): **complementary cells on complementary word lines**:
+  each ±1 weight uses 2 cells in one column, one driven by WL_m (x = +1) and one by
+  WL_m̄ (x = −1): 2 physical rows per input, 1 column per weight. The bias of such a
+  layer is added digitally after the ADC (seed 000's BNN has no analog bias).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from .devices import DEVICE_NAMES, DeviceModel, get_device
+from .layers import CrossbarMixin, crossbar_layers
+
+INPUT_MODES = ("bit_serial", "dac")
+
+
+@dataclass
+class HardwareConfig:
+    """The ``hw.*`` keys of a design (docs/architecture.md), validated."""
+
+    device: str = "reram"
+    array_size: int = 128
+    adc_bits: int = 8
+    act_bits: int = 8
+    weight_bits: int = 8
+    cell_bits: int = 2
+    cols_per_adc: int = 8
+    input_mode: str = "bit_serial"
+    variation_scale: float = 1.0
+    drift_time_s: float = 0.0
+    tech_nm: float = 32.0
+    freq_mhz: float = 100.0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        def bad(key: str, value: Any, allowed: str) -> ValueError:
+            return ValueError(f"hw.{key} = {value!r} is invalid; allowed: {allowed}")
+
+        if self.device not in DEVICE_NAMES:
+            raise bad("device", self.device, ", ".join(DEVICE_NAMES))
+        ints = {
+            "array_size": (8, 4096),
+            "adc_bits": (1, 16),
+            "act_bits": (1, 16),
+            "weight_bits": (1, 16),
+            "cell_bits": (1, 8),
+            "cols_per_adc": (1, 4096),
+        }
+        for key, (lo, hi) in ints.items():
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int | float) or int(v) != v:
+                raise bad(key, v, f"an integer in [{lo}, {hi}]")
+            v = int(v)
+            if not lo <= v <= hi:
+                raise bad(key, v, f"an integer in [{lo}, {hi}]")
+            setattr(self, key, v)
+        if self.input_mode not in INPUT_MODES:
+            raise bad("input_mode", self.input_mode, ", ".join(INPUT_MODES))
+        for key, lo in (("variation_scale", 0.0), ("drift_time_s", 0.0)):
+            v = getattr(self, key)
+            if not isinstance(v, int | float) or not math.isfinite(v) or v < lo:
+                raise bad(key, v, f"a finite number >= {lo}")
+            setattr(self, key, float(v))
+        for key in ("tech_nm", "freq_mhz"):
+            v = getattr(self, key)
+            if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+                raise bad(key, v, "a finite number > 0")
+            setattr(self, key, float(v))
+
+    @classmethod
+    def from_design(cls, design: dict[str, Any]) -> HardwareConfig:
+        """Read the ``hw.*`` keys of a design; absent keys take the defaults above."""
+        names = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in design.items():
+            if not key.startswith("hw."):
+                continue
+            name = key[3:]
+            if name not in names:
+                raise ValueError(
+                    f"unknown hardware key {key!r}; allowed: "
+                    + ", ".join(f"hw.{n}" for n in sorted(names))
+                )
+            if value is None:
+                continue
+            kwargs[name] = value
+        return cls(**kwargs)
+
+    def device_model(self) -> DeviceModel:
+        return get_device(self.device, self.variation_scale)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LayerMapping:
+    """How one crossbar layer sits on the chip (see module docstring)."""
+
+    name: str
+    #: original unrolled size (K rows of inputs, N columns of outputs)
+    k: int
+    n: int
+    #: surviving row / column indices into the unrolled matrix
+    row_idx: torch.Tensor
+    col_idx: torch.Tensor
+    #: bias rows appended after the kept rows (0: no bias or bias added digitally)
+    bias_rows: int
+    #: bias handled digitally after the ADC (binary MRAM layers)
+    digital_bias: bool
+    weight_bits: int
+    cell_bits: int
+    slices: int
+    #: seed-000 complementary-cell binary layer on MRAM
+    binary_mram: bool
+    #: 2 for differential pairs, 1 for complementary MRAM units
+    cols_per_weight: int
+    rows_per_input: int
+    #: crossbar vectors per inference (output positions × invocations)
+    vectors_per_inference: int
+    invocations: int
+    #: full-scale input (calibrated max |x|) and whether inputs can be negative
+    input_range: float
+    signed_input: bool
+    #: inputs are exactly ±1 (BNN hidden layers): one WL/WL̄ cycle suffices
+    pm1_input: bool
+    #: mean programmed conductance as a fraction of the range (for read energy)
+    mean_g_fraction: float
+    array_size: int
+    extra: dict[str, float] = field(default_factory=dict)
+
+    # -- geometry -------------------------------------------------------------------
+    @property
+    def rows_logical(self) -> int:
+        """Rows of the mapped matrix W̃ (kept inputs + bias rows)."""
+        return int(self.row_idx.numel()) + self.bias_rows
+
+    @property
+    def cols_logical(self) -> int:
+        return int(self.col_idx.numel())
+
+    @property
+    def rows_physical(self) -> int:
+        return self.rows_logical * self.rows_per_input
+
+    @property
+    def cols_physical(self) -> int:
+        return self.cols_logical * self.slices * self.cols_per_weight
+
+    @property
+    def row_tiles(self) -> int:
+        return max(1, math.ceil(self.rows_physical / self.array_size)) if self.rows_physical else 0
+
+    @property
+    def col_tiles(self) -> int:
+        return max(1, math.ceil(self.cols_physical / self.array_size)) if self.cols_physical else 0
+
+    @property
+    def tiles(self) -> int:
+        return self.row_tiles * self.col_tiles
+
+    @property
+    def cells(self) -> int:
+        return self.rows_physical * self.cols_physical
+
+    @property
+    def macs_per_vector(self) -> int:
+        """Executed multiply-accumulates per vector (kept weights; bias rows excluded)."""
+        return int(self.row_idx.numel()) * self.cols_logical
+
+    def input_cycles(self, hw: HardwareConfig) -> int:
+        """Crossbar read cycles per vector: bit-serial bits (×2 for signed inputs) or 1 (DAC)."""
+        if self.binary_mram and self.pm1_input:
+            return 1
+        if hw.input_mode == "dac":
+            return 1
+        bits = hw.act_bits - 1 if self.signed_input and hw.act_bits > 1 else hw.act_bits
+        if self.binary_mram:
+            return bits  # sign routes each row to WL or WL̄ within the same cycle
+        return bits * (2 if self.signed_input else 1)
+
+    def adc_conversions_per_vector(self, hw: HardwareConfig) -> int:
+        """One conversion per (row tile, column pair or MRAM column, slice, input cycle)."""
+        return self.row_tiles * self.cols_logical * self.slices * self.input_cycles(hw)
+
+
+@dataclass
+class Mapping:
+    """The whole network on the chip: per-layer :class:`LayerMapping` plus totals."""
+
+    hw: HardwareConfig
+    layers: dict[str, LayerMapping]
+    #: calibration inputs (a few samples) used by the simulator to set ADC ranges
+    calib_input: torch.Tensor | None = None
+
+    @classmethod
+    def from_model(
+        cls,
+        model: nn.Module,
+        hw: HardwareConfig,
+        sample_input: torch.Tensor | None = None,
+        device_model: DeviceModel | None = None,
+        input_percentile: float = 100.0,
+    ) -> Mapping:
+        """Map ``model`` onto ``hw``.
+
+        ``sample_input`` (a small batch of real inputs) lets the mapping count how often
+        each layer runs per inference (convolution output positions, RNN time steps —
+        by forward hooks) and calibrate each layer's full-scale input. Without it every
+        layer is assumed to run once on one vector with inputs in [0, 1]; models with
+        convolutions need it.
+        """
+        dev = device_model or hw.device_model()
+        layers = crossbar_layers(model)
+        if not layers:
+            raise ValueError("model has no crossbar layers (CrossbarLinear / CrossbarConv2d)")
+        stats = _trace(model, layers, sample_input, input_percentile)
+        out: dict[str, LayerMapping] = {}
+        for name, layer in layers:
+            st = stats.get(name)
+            if st is None:
+                if isinstance(layer, nn.Conv2d):
+                    raise ValueError(
+                        f"layer {name!r} is a convolution: pass sample_input to Mapping.from_model "
+                        "so output positions per inference can be counted"
+                    )
+                st = {"invocations": 1, "vectors": 1, "range": 1.0, "signed": False, "pm1": False}
+            out[name] = _map_layer(name, layer, hw, dev, st)
+        calib = None
+        if sample_input is not None:
+            calib = sample_input[: min(len(sample_input), 256)].detach().clone()
+        return cls(hw=hw, layers=out, calib_input=calib)
+
+    # -- totals ---------------------------------------------------------------------
+    @property
+    def tiles(self) -> int:
+        return sum(lm.tiles for lm in self.layers.values())
+
+    @property
+    def mac_count(self) -> int:
+        """Executed MACs per inference (pruned weights excluded)."""
+        return sum(lm.macs_per_vector * lm.vectors_per_inference for lm in self.layers.values())
+
+    @property
+    def cells(self) -> int:
+        return sum(lm.cells for lm in self.layers.values())
+
+    def summary(self) -> dict[str, float]:
+        rows = sum(lm.k for lm in self.layers.values())
+        cols = sum(lm.n for lm in self.layers.values())
+        kept_r = sum(int(lm.row_idx.numel()) for lm in self.layers.values())
+        kept_c = sum(lm.cols_logical for lm in self.layers.values())
+        return {
+            "tiles": float(self.tiles),
+            "mac_count": float(self.mac_count),
+            "cells": float(self.cells),
+            "sparsity_rows": 1.0 - kept_r / max(rows, 1),
+            "sparsity_cols": 1.0 - kept_c / max(cols, 1),
+        }
+
+
+# ----------------------------------------------------------------------------------------
+def _trace(
+    model: nn.Module,
+    layers: list[tuple[str, CrossbarMixin]],
+    sample: torch.Tensor | None,
+    percentile: float,
+) -> dict[str, dict[str, Any]]:
+    """Forward the sample once with hooks: invocations, vectors and input range per layer."""
+    if sample is None:
+        return {}
+    stats: dict[str, dict[str, Any]] = {}
+    one = sample[:1]
+    handles = []
+
+    def hook_for(name: str, layer: CrossbarMixin, per_sample: bool):
+        def hook(_mod, args):
+            x = args[0].detach()
+            st = stats.setdefault(
+                name, {"invocations": 0, "vectors": 0, "vals": [], "signed": False, "pm1": True}
+            )
+            if per_sample:
+                rows, _ = layer.to_rows(x)
+                st["invocations"] += 1
+                st["vectors"] += rows.shape[0]
+            else:
+                st["vals"].append(x.abs().flatten().float())
+                st["signed"] = st["signed"] or bool((x < 0).any())
+                st["pm1"] = st["pm1"] and bool(((x == 1) | (x == -1)).all())
+
+        return hook
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for per_sample, data in ((True, one), (False, sample)):
+                handles = [
+                    layer.register_forward_pre_hook(hook_for(n, layer, per_sample))  # type: ignore[attr-defined]
+                    for n, layer in layers
+                ]
+                try:
+                    model(data)
+                finally:
+                    for h in handles:
+                        h.remove()
+    finally:
+        model.train(was_training)
+    for st in stats.values():
+        vals = torch.cat(st.pop("vals")) if st.get("vals") else torch.ones(1)
+        if percentile >= 100.0:
+            rng = float(vals.max())
+        else:
+            v = (
+                vals
+                if vals.numel() <= 1_000_000
+                else vals[torch.randperm(vals.numel())[:1_000_000]]
+            )
+            rng = float(torch.quantile(v, percentile / 100.0))
+        st["range"] = rng if rng > 0 else 1.0
+    return stats
+
+
+def _map_layer(
+    name: str, layer: CrossbarMixin, hw: HardwareConfig, dev: DeviceModel, st: dict[str, Any]
+) -> LayerMapping:
+    with torch.no_grad():
+        w = layer.matrix().detach().float()  # (K, N)
+        b = layer.bias_vector()
+        b = None if b is None else b.detach().float()
+    k, n = w.shape
+    binary = bool(layer.binary)
+    binary_mram = binary and dev.binary
+    row_keep = (w != 0).any(dim=1)
+    col_keep = (w != 0).any(dim=0)
+    if b is not None and not binary_mram:
+        col_keep = col_keep | (b != 0)
+    row_idx = torch.nonzero(row_keep).flatten()
+    col_idx = torch.nonzero(col_keep).flatten()
+
+    if binary:
+        wbits = 1
+    else:
+        wbits = int(layer.weight_bits) if layer.weight_bits is not None else hw.weight_bits
+    mag_bits = max(wbits - 1, 1)
+    cell_bits = min(hw.cell_bits, dev.max_cell_bits) if dev.analog else 1
+    slices = 1 if binary else math.ceil(mag_bits / cell_bits)
+    if binary:
+        cell_bits = 1
+
+    x_fs = float(st["range"])
+    bias_rows = 0
+    digital_bias = binary_mram and b is not None and bool((b != 0).any())
+    if b is not None and not binary_mram and bool((b[col_idx] != 0).any()):
+        wk = w[row_idx][:, col_idx]
+        w_max = float(wk.abs().max()) if wk.numel() else 0.0
+        b_max = float(b[col_idx].abs().max())
+        bias_rows = 1 if w_max == 0 else max(1, math.ceil(b_max / (x_fs * w_max) - 1e-9))
+
+    mean_g = _mean_conductance_fraction(w[row_idx][:, col_idx], wbits, cell_bits, slices, binary)
+    return LayerMapping(
+        name=name,
+        k=k,
+        n=n,
+        row_idx=row_idx,
+        col_idx=col_idx,
+        bias_rows=bias_rows,
+        digital_bias=digital_bias,
+        weight_bits=wbits,
+        cell_bits=cell_bits,
+        slices=slices,
+        binary_mram=binary_mram,
+        cols_per_weight=1 if binary_mram else 2,
+        rows_per_input=2 if binary_mram else 1,
+        vectors_per_inference=int(st["vectors"]),
+        invocations=int(st["invocations"]),
+        input_range=x_fs,
+        signed_input=bool(st["signed"]),
+        pm1_input=bool(st["pm1"]),
+        mean_g_fraction=mean_g,
+        array_size=hw.array_size,
+    )
+
+
+def _mean_conductance_fraction(
+    w: torch.Tensor, wbits: int, cell_bits: int, slices: int, binary: bool
+) -> float:
+    """Average programmed level of all cells (0 = g_min, 1 = g_max) — sets read energy.
+
+    Binary MRAM units always hold one P and one AP cell: 0.5. Differential pairs hold
+    the magnitude slices on one side and g_min on the other.
+    """
+    if w.numel() == 0:
+        return 0.0
+    if binary:
+        return 0.5
+    q_max = 2 ** max(wbits - 1, 1) - 1
+    w_max = float(w.abs().max())
+    if w_max == 0:
+        return 0.0
+    m = torch.round(w.abs() / w_max * q_max).long()
+    levels = 2**cell_bits - 1
+    total = 0.0
+    for s in range(slices):
+        total += float(((m >> (cell_bits * s)) & levels).float().mean()) / levels
+    return total / (2 * slices)  # the other cell of each pair sits at g_min

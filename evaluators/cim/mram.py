@@ -1,0 +1,137 @@
+"""Seed 000's stochastic MRAM binary compute model (Zhang, Chen, Verma, ICASSP 2019).
+
+Binary weights W ∈ {−1, 1} and inputs x ∈ {−1, 1}. Two complementary MTJ cells form one
+unit: cell A is parallel (P, low R) when w = +1, cell B when w = −1; word line WL_m
+drives cell A when x = +1, WL_m̄ drives cell B when x = −1. The conducting cell is in
+state P exactly when w·x = +1, so a column current is
+
+    y = p₁·G_P + p₋₁·G_AP,       p±1 = #{m : w_m·x_m = ±1}
+
+with R_P ~ N(μ_P, σ_P²), R_AP ~ N(μ_AP, σ_AP²) and G = 1/R (seed 000: G ~ N(1/μ,
+σ²/μ⁴) to first order; we sample R and invert, which is the exact model).
+
+Normalising back to the ±1 domain with the *nominal* conductances
+Ḡ = (1/μ_P + 1/μ_AP)/2 and ΔG = 1/μ_P − 1/μ_AP gives ŷ = (y − Ḡ·Σ|x|)/(ΔG/2), which
+equals Σ w·x exactly for ideal devices. Inputs that are not ±1 (e.g. a BNN's first layer)
+are driven as magnitudes |x| on WL (x > 0) or WL̄ (x < 0); the same normalisation holds.
+
+The forward is written linearly in w (each cell's G = Ḡ_cell ± w·ΔG_cell/2), so the
+straight-through gradient of a binarised weight flows through it: S-DDHR training
+(seed 000) uses :func:`sample_unit_conductances` + :func:`mvm` directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .devices import DeviceModel
+
+
+@dataclass(frozen=True)
+class MTJParams:
+    """Resistance statistics of the two MTJ states (Ω)."""
+
+    r_p: float
+    r_ap: float
+    sigma_p: float
+    sigma_ap: float
+
+    @classmethod
+    def from_device(cls, dev: DeviceModel) -> MTJParams:
+        if not dev.binary:
+            raise ValueError(f"device {dev.name!r} is not a binary MTJ device; use 'mram'")
+        return cls(
+            dev.r_p_ohm,
+            dev.r_ap_ohm,
+            dev.r_p_rel_sigma * dev.r_p_ohm,
+            dev.r_ap_rel_sigma * dev.r_ap_ohm,
+        )
+
+    @property
+    def g_p(self) -> float:
+        return 1.0 / self.r_p
+
+    @property
+    def g_ap(self) -> float:
+        return 1.0 / self.r_ap
+
+    @property
+    def g_mid(self) -> float:
+        return 0.5 * (self.g_p + self.g_ap)
+
+    @property
+    def g_delta(self) -> float:
+        return self.g_p - self.g_ap
+
+
+def sample_conductances(
+    shape: tuple[int, ...],
+    p: MTJParams,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-cell (G_P, G_AP) in siemens·Ω-normalised units (G·r_p, so nominal G_P = 1).
+
+    R is drawn from N(μ, σ²) and clipped at 1 % of μ to stay physical (a 25σ event
+    for the default 4 % spread).
+    """
+    r_p = p.r_p + p.sigma_p * torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    r_ap = p.r_ap + p.sigma_ap * torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    r_p = r_p.clamp_min(0.01 * p.r_p)
+    r_ap = r_ap.clamp_min(0.01 * p.r_ap)
+    return p.r_p / r_p, p.r_p / r_ap
+
+
+def unit_conductances(
+    w: torch.Tensor,
+    g_p_a: torch.Tensor,
+    g_ap_a: torch.Tensor,
+    g_p_b: torch.Tensor,
+    g_ap_b: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Conductances of cells A and B of each complementary unit for weights w ∈ {±1}.
+
+    Linear in w: G_A = (G_P + G_AP)/2 + w·(G_P − G_AP)/2 picks G_P when w = +1.
+    """
+    g_a = 0.5 * (g_p_a + g_ap_a) + 0.5 * w * (g_p_a - g_ap_a)
+    g_b = 0.5 * (g_p_b + g_ap_b) - 0.5 * w * (g_p_b - g_ap_b)
+    return g_a, g_b
+
+
+def sample_unit_conductances(
+    w: torch.Tensor,
+    p: MTJParams,
+    instances: int | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fresh chip instance(s): cells A, B for weight matrix ``w`` (K, N) → (…, K, N) each."""
+    shape = tuple(w.shape) if instances is None else (instances, *w.shape)
+    gpa, gapa = sample_conductances(shape, p, generator, w.device, w.dtype)
+    gpb, gapb = sample_conductances(shape, p, generator, w.device, w.dtype)
+    return unit_conductances(w, gpa, gapa, gpb, gapb)
+
+
+def mvm(x: torch.Tensor, g_a: torch.Tensor, g_b: torch.Tensor, p: MTJParams) -> torch.Tensor:
+    """Normalised column outputs ŷ = (I − Ḡ·Σ|x|)/(ΔG/2) with I = x⁺·G_A + x⁻·G_B.
+
+    ``x`` (…, M, K), ``g_a``/``g_b`` (…, K, N) in units of 1/R_P (nominal G_P = 1).
+    """
+    xp = x.clamp_min(0)
+    xn = (-x).clamp_min(0)
+    current = xp @ g_a + xn @ g_b
+    gmid = p.g_mid * p.r_p
+    gdelta = p.g_delta * p.r_p
+    return (current - gmid * x.abs().sum(dim=-1, keepdim=True)) / (0.5 * gdelta)
+
+
+def seed000_column_current(
+    x: torch.Tensor, w: torch.Tensor, g_p: torch.Tensor | float, g_ap: torch.Tensor | float
+) -> torch.Tensor:
+    """Literal seed-000 formula for ±1 vectors: y = p₁·G_P + p₋₁·G_AP (one column)."""
+    prod = w * x
+    p1 = (prod == 1).sum(dim=-1).to(torch.float64)
+    pm1 = (prod == -1).sum(dim=-1).to(torch.float64)
+    return p1 * g_p + pm1 * g_ap
