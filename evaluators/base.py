@@ -87,31 +87,37 @@ def register_evaluator(name: str) -> Callable[[Callable[..., Evaluator]], Callab
     return deco
 
 
+#: where each built-in evaluator lives; imported only when asked for, so resolving a
+#: ZDT study does not pay for importing torch (the ``cim`` evaluator's dependency)
+_BUILTIN_MODULES: dict[str, str] = {
+    "zdt1": "evaluators.benchmarks",
+    "zdt2": "evaluators.benchmarks",
+    "zdt3": "evaluators.benchmarks",
+    "dtlz2": "evaluators.benchmarks",
+    "noop": "evaluators.benchmarks",
+    "sleep": "evaluators.benchmarks",
+    "cim": "evaluators.cim",
+    "busy": "evaluators.testing",
+    "crash": "evaluators.testing",
+    "trainkey": "evaluators.testing",
+}
+
+
 def available_evaluators() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | set(_BUILTIN_MODULES))
 
 
 def create_evaluator(name: str, **options: Any) -> Evaluator:
     """Build a registered evaluator; unknown names list what is allowed."""
-    _load_builtin()
+    if name not in _REGISTRY and name in _BUILTIN_MODULES:
+        import importlib
+
+        importlib.import_module(_BUILTIN_MODULES[name])
     if name not in _REGISTRY:
         raise EvaluatorError(
-            f"unknown evaluator {name!r}; allowed: {', '.join(sorted(_REGISTRY))}"
+            f"unknown evaluator {name!r}; allowed: {', '.join(available_evaluators())}"
         )
     try:
         return _REGISTRY[name](**options)
     except TypeError as exc:
         raise EvaluatorError(f"bad options for evaluator {name!r}: {exc}") from None
-
-
-def _load_builtin() -> None:
-    # Import side effect: built-in evaluators register themselves.
-    import importlib
-
-    for module in ("evaluators.benchmarks", "evaluators.cim", "evaluators.testing"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
