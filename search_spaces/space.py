@@ -204,6 +204,47 @@ class SearchSpace:
 
         return rec(0, {})
 
+    def grid_size(self, levels_per_real: int = 5) -> int:
+        """Number of designs :meth:`grid` yields, counted without enumerating them.
+
+        Only params that some condition reads are branched on; the rest
+        multiply. Memoised on the condition-relevant part of the partial design.
+        """
+        values = {p.name: p.grid_values(levels_per_real) for p in self._params}
+        params = self._params
+        later_refs: list[frozenset[str]] = []
+        acc: frozenset[str] = frozenset()
+        for p in reversed(params):
+            later_refs.append(acc)
+            if p.condition is not None:
+                acc = acc | p.condition.names
+        later_refs.reverse()  # later_refs[i]: names read by conditions of params after i
+        first_refs = acc
+        memo: dict[tuple[int, tuple[tuple[str, Any], ...]], int] = {}
+
+        def count(i: int, ctx: dict[str, Any]) -> int:
+            if i == len(params):
+                return 1
+            needed = later_refs[i - 1] if i > 0 else first_refs
+            key = (i, tuple(sorted((k, repr(v)) for k, v in ctx.items() if k in needed)))
+            if key in memo:
+                return memo[key]
+            p = params[i]
+            if not self.is_active(p, ctx):
+                total = count(i + 1, ctx)
+            elif p.name in later_refs[i]:
+                total = 0
+                for v in values[p.name]:
+                    ctx[p.name] = v
+                    total += count(i + 1, ctx)
+                del ctx[p.name]
+            else:
+                total = len(values[p.name]) * count(i + 1, ctx)
+            memo[key] = total
+            return total
+
+        return count(0, {})
+
     # -- stages ----------------------------------------------------------------------------
     def train_params(self) -> list[Param]:
         return [p for p in self._params if p.stage == "train"]

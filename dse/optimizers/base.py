@@ -1,0 +1,214 @@
+"""The optimizer contract: batched ask/tell over canonical designs.
+
+Why ask/tell rather than "run the optimizer": the study loop owns evaluation
+(runners, store, resume), so an optimizer only proposes designs and learns
+from results, in whatever batches and order they arrive. ``ask(n)`` may
+return fewer than ``n`` designs (a generational algorithm waiting for its
+generation to be told returns ``[]``); ``exhausted()`` says nothing more will
+ever come (a finished grid).
+
+Conventions shared by every backend:
+
+* designs handed out are canonical (``space.canonicalize``); ``tell`` matches
+  them back by value, once per ask (a design asked twice is told twice);
+* objectives are minimized internally: ``"max"`` objectives are negated;
+* ``metrics=None`` (or a non-finite objective) is a failed design;
+* constraints are :class:`~search_spaces.expressions.Constraint` (violation
+  ``<= 0`` feasible), evaluated on the design and metrics together, and go to
+  the backend's native handling (pymoo ``G``, Optuna ``set_constraint``);
+* a told design that was never asked (history on resume, designs from another
+  optimizer) is still learned from (``warm_start`` is built on that).
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from search_spaces import SearchSpace
+from search_spaces.expressions import Constraint, parse_constraint
+
+__all__ = [
+    "Optimizer",
+    "OptimizerError",
+    "register_optimizer",
+    "create_optimizer",
+    "available_optimizers",
+    "design_key",
+]
+
+Design = dict[str, Any]
+_DIRECTIONS = {"min": 1.0, "minimize": 1.0, "max": -1.0, "maximize": -1.0}
+
+
+class OptimizerError(ValueError):
+    """Unknown optimizer, bad options, objectives or constraints."""
+
+
+def design_key(design: Mapping[str, Any]) -> str:
+    """Order-independent text key of a canonical design (matches tells to asks)."""
+    return json.dumps(
+        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in design.items()},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=repr,
+    )
+
+
+class Optimizer(ABC):
+    """Base of every backend; see the module docstring for the shared conventions."""
+
+    #: registry name
+    name: str = ""
+    #: options this backend accepts (anything else is an error naming these)
+    option_names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Mapping[str, str],
+        constraints: Sequence[Constraint | str] = (),
+        seed: int = 0,
+        **options: Any,
+    ):
+        if not isinstance(space, SearchSpace):
+            raise OptimizerError(f"{self.name}: space must be a SearchSpace, got {space!r}")
+        if not isinstance(objectives, Mapping) or not objectives:
+            raise OptimizerError(
+                f"{self.name}: objectives must be a non-empty mapping metric -> 'min'|'max', "
+                f"got {objectives!r}"
+            )
+        for metric, direction in objectives.items():
+            if direction not in _DIRECTIONS:
+                raise OptimizerError(
+                    f"{self.name}: objective {metric!r} has direction {direction!r}; "
+                    "allowed: min, max"
+                )
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise OptimizerError(f"{self.name}: seed={seed!r} must be an integer")
+        unknown = sorted(set(options) - set(self.option_names))
+        if unknown:
+            allowed = ", ".join(self.option_names) or "none"
+            raise OptimizerError(
+                f"optimizer {self.name!r}: unknown option(s) {', '.join(unknown)}; "
+                f"allowed: {allowed}"
+            )
+        self.space = space
+        self.objectives = {str(k): str(v) for k, v in objectives.items()}
+        self.objective_names = list(self.objectives)
+        self._signs = np.array([_DIRECTIONS[v] for v in self.objectives.values()])
+        self.constraints: list[Constraint] = [
+            parse_constraint(c) if isinstance(c, str) else c for c in constraints
+        ]
+        for c in self.constraints:
+            if not isinstance(c, Constraint):
+                raise OptimizerError(f"{self.name}: constraint {c!r} is not a Constraint")
+        self.seed = int(seed)
+        self.options = dict(options)
+        self.n_told = 0
+        self.n_failed = 0
+
+    # -- contract -------------------------------------------------------------------------
+    @abstractmethod
+    def ask(self, n: int) -> list[Design]:
+        """Up to ``n`` canonical designs (fewer, even none, while waiting for tells)."""
+
+    @abstractmethod
+    def tell(self, designs: list[Design], metrics: list[Mapping[str, float] | None]) -> None:
+        """Results for designs (``None`` = failed). Each asked design is told once per ask."""
+
+    def warm_start(self, designs: list[Design], metrics: list[Mapping[str, float] | None]) -> None:
+        """Replay recorded history on resume (default: learn from it as told designs)."""
+        self.tell(list(designs), list(metrics))
+
+    def exhausted(self) -> bool:
+        """True when ``ask`` will never return another design."""
+        return False
+
+    # -- helpers for backends ---------------------------------------------------------------
+    @staticmethod
+    def _check_n(n: int) -> int:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise OptimizerError(f"ask(n): n={n!r} must be an integer >= 0")
+        return int(n)
+
+    @staticmethod
+    def _pairs(designs: Sequence[Design], metrics: Sequence[Any]) -> Iterable[tuple[Design, Any]]:
+        if len(designs) != len(metrics):
+            raise OptimizerError(
+                f"tell: got {len(designs)} designs but {len(metrics)} metrics; one per design"
+            )
+        return zip(designs, metrics, strict=True)
+
+    def canonical(self, design: Mapping[str, Any]) -> Design:
+        return self.space.canonicalize(design, strict=False)
+
+    def objective_vector(self, metrics: Mapping[str, float] | None) -> np.ndarray | None:
+        """Minimization vector (max objectives negated); None when the design failed."""
+        if metrics is None:
+            return None
+        values = []
+        for name in self.objective_names:
+            if name not in metrics:
+                raise OptimizerError(
+                    f"objective {name!r} is missing from the metrics; got: "
+                    f"{', '.join(sorted(metrics))}"
+                )
+            try:
+                values.append(float(metrics[name]))
+            except (TypeError, ValueError):
+                return None
+        vec = np.asarray(values) * self._signs
+        return vec if np.all(np.isfinite(vec)) else None
+
+    def violations(self, design: Mapping[str, Any], metrics: Mapping[str, float]) -> np.ndarray:
+        """Constraint violations (``<= 0`` feasible), evaluated on design + metrics."""
+        if not self.constraints:
+            return np.zeros(0)
+        values = {**design, **metrics}
+        out = np.array([float(c.violation(values)) for c in self.constraints], dtype=float)
+        # NaN would poison the backends' comparisons: an unknown violation counts as violated.
+        return np.where(np.isnan(out), 1e12, out)
+
+
+_REGISTRY: dict[str, Callable[..., Optimizer]] = {}
+
+
+def register_optimizer(name: str) -> Callable[[type[Optimizer]], type[Optimizer]]:
+    """Class decorator: make the optimizer available under ``name``."""
+
+    def deco(cls: type[Optimizer]) -> type[Optimizer]:
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def _load_builtin() -> None:
+    import dse.optimizers.optuna_backend  # noqa: F401
+    import dse.optimizers.pymoo_backend  # noqa: F401
+    import dse.optimizers.simple  # noqa: F401
+
+
+def available_optimizers() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def create_optimizer(
+    name: str,
+    space: SearchSpace,
+    objectives: Mapping[str, str],
+    constraints: Sequence[Constraint | str] = (),
+    seed: int = 0,
+    options: Mapping[str, Any] | None = None,
+) -> Optimizer:
+    """Build a registered optimizer; unknown names list the allowed ones."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise OptimizerError(f"unknown optimizer {name!r}; allowed: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](space, objectives, constraints, seed, **dict(options or {}))

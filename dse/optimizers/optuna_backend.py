@@ -1,0 +1,240 @@
+"""Optuna backends: ``optuna-nsga2`` (NSGAIISampler), ``tpe`` (TPESampler), ``qmc`` (QMCSampler).
+
+Why an in-memory Optuna study: Optuna's samplers keep their state in a study,
+but the durable record of a cim-dse study is our own store (Optuna's RDB
+storage costs ~30 ms per trial on SQLite and has no heartbeat for our
+runners). So each optimizer owns a throw-away in-memory study, rebuilt from
+the store's history by ``warm_start`` on resume.
+
+Define-by-run: ``ask`` suggests params in the space's dependency order and
+skips a param whose ``when`` condition is false, so conditional params are
+sampled only when active. Constraints go to ``trial.set_constraint`` (Optuna
+5), which NSGAIISampler and TPESampler read natively (constrained domination,
+feasibility-aware splitting). All objectives are minimized (max negated).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from dse.optimizers.base import Design, Optimizer, OptimizerError, design_key, register_optimizer
+from search_spaces import Categorical, Fixed, Int, Param, Real, SearchSpace
+from search_spaces.expressions import Constraint
+
+__all__ = ["OptunaOptimizer", "OptunaNSGA2", "OptunaTPE", "OptunaQMC"]
+
+
+@contextmanager
+def _quiet_optuna(level: int) -> Iterator[None]:
+    """Raise the ``optuna`` logger's threshold for a block; Optuna's global setting is untouched."""
+    logger = logging.getLogger("optuna")
+    before = logger.level
+    logger.setLevel(max(before, level))
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+def _suggest(trial: Any, p: Param) -> Any:
+    if isinstance(p, Real):
+        return trial.suggest_float(p.name, p.low, p.effective_high, log=p.log, step=p.step)
+    if isinstance(p, Int):
+        return trial.suggest_int(p.name, p.low, p.effective_high, step=p.step or 1, log=p.log)
+    if isinstance(p, Categorical):
+        return trial.suggest_categorical(p.name, list(p.choices))
+    raise OptimizerError(f"cannot suggest param {p.name!r} of type {type(p).__name__}")
+
+
+class OptunaOptimizer(Optimizer):
+    """Ask/tell over an in-memory Optuna study with the backend's sampler."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Mapping[str, str],
+        constraints: Sequence[Constraint | str] = (),
+        seed: int = 0,
+        **options: Any,
+    ):
+        super().__init__(space, objectives, constraints, seed, **options)
+        import optuna
+
+        self._optuna = optuna
+        with warnings.catch_warnings():
+            # QMCSampler and some options are marked experimental; that is noise for users here.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.sampler = self._make_sampler()
+        # create_study logs an INFO line per study; quiet it here only
+        with _quiet_optuna(logging.WARNING):
+            self.study = optuna.create_study(
+                directions=["minimize"] * len(self.objective_names), sampler=self.sampler
+            )
+        self._pending: dict[str, deque[Any]] = {}
+        self._distributions = {p.name: p.to_optuna() for p in space.free_params}
+
+    def _make_sampler(self) -> Any:
+        raise NotImplementedError
+
+    # -- ask/tell --------------------------------------------------------------------------
+    def ask(self, n: int) -> list[Design]:
+        n = self._check_n(n)
+        out = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", self._optuna.exceptions.ExperimentalWarning)
+            for _ in range(n):
+                trial = self.study.ask()
+                design: Design = {}
+                for p in self.space.params:
+                    if not self.space.is_active(p, design):
+                        continue
+                    design[p.name] = p.value if isinstance(p, Fixed) else _suggest(trial, p)  # type: ignore[attr-defined]
+                d = self.space.canonicalize(design, strict=False)
+                self._pending.setdefault(design_key(d), deque()).append(trial)
+                out.append(d)
+        return out
+
+    def tell(self, designs: list[Design], metrics: list[Mapping[str, float] | None]) -> None:
+        from optuna.trial import TrialState
+
+        for design, m in self._pairs(designs, metrics):
+            d = self.canonical(design)
+            values = self.objective_vector(m)
+            violations = None if values is None else self.violations(d, m or {})
+            self.n_told += 1
+            self.n_failed += values is None
+            slots = self._pending.get(design_key(d))
+            if not slots:
+                self._add_external(d, values, violations)
+                continue
+            trial = slots.popleft()
+            if values is None:
+                self.study.tell(trial, state=TrialState.FAIL)
+                continue
+            for i, v in enumerate(violations):
+                trial.set_constraint(f"c{i}", float(v))
+            self.study.tell(trial, values.tolist())
+
+    def _add_external(
+        self, design: Design, values: np.ndarray | None, violations: np.ndarray | None, **attrs: Any
+    ) -> None:
+        """Record a design Optuna never asked for (history, other optimizers) as a finished trial."""
+        from optuna.trial import TrialState, create_trial
+
+        params = {k: v for k, v in design.items() if k in self._distributions}
+        dists = {k: self._distributions[k] for k in params}
+        if values is None:
+            trial = create_trial(
+                state=TrialState.FAIL, params=params, distributions=dists, system_attrs=attrs
+            )
+        else:
+            trial = create_trial(
+                values=values.tolist(),
+                params=params,
+                distributions=dists,
+                system_attrs=attrs,
+                constraints={f"c{i}": float(v) for i, v in enumerate(violations or [])}
+                if violations is not None and len(violations)
+                else None,
+            )
+        self.study.add_trial(trial)
+
+
+@register_optimizer("optuna-nsga2")
+class OptunaNSGA2(OptunaOptimizer):
+    """Optuna's ``NSGAIISampler`` (constrained domination when constraints are set)."""
+
+    name = "optuna-nsga2"
+    option_names = ("population", "mutation_prob", "crossover_prob", "swapping_prob")
+
+    def _make_sampler(self) -> Any:
+        from optuna.samplers import NSGAIISampler
+
+        population = self.options.get("population", 50)
+        if isinstance(population, bool) or not isinstance(population, int) or population < 2:
+            raise OptimizerError(
+                f"option population={population!r} is not allowed; allowed: an integer >= 2"
+            )
+        self.population = population
+        kwargs = {
+            k: self.options[k]
+            for k in ("mutation_prob", "crossover_prob", "swapping_prob")
+            if k in self.options
+        }
+        return NSGAIISampler(population_size=population, seed=self.seed, **kwargs)
+
+    def warm_start(self, designs: list[Design], metrics: list[Mapping[str, float] | None]) -> None:
+        """History enters as finished generations so NSGA-II selects parents from it.
+
+        Trials added without a generation tag are invisible to NSGAIISampler;
+        tagging recorded trials ``i // population`` makes the next asks breed
+        from the recorded elite instead of restarting from random.
+        """
+        key = self.sampler._get_generation_key()  # the tag NSGAIISampler reads
+        for i, (design, m) in enumerate(self._pairs(designs, metrics)):
+            d = self.canonical(design)
+            values = self.objective_vector(m)
+            violations = None if values is None else self.violations(d, m or {})
+            self.n_told += 1
+            self.n_failed += values is None
+            self._add_external(d, values, violations, **{key: i // self.population})
+
+
+@register_optimizer("tpe")
+class OptunaTPE(OptunaOptimizer):
+    """Optuna's ``TPESampler`` (MOTPE for several objectives; feasibility-aware)."""
+
+    name = "tpe"
+    option_names = ("n_startup_trials", "n_ei_candidates", "multivariate", "group", "constant_liar")
+
+    def _make_sampler(self) -> Any:
+        from optuna.samplers import TPESampler
+
+        kwargs = dict(self.options)
+        if self.space.is_conditional and kwargs.get("multivariate"):
+            kwargs.setdefault("group", True)  # multivariate TPE needs groups for conditional spaces
+        try:
+            return TPESampler(seed=self.seed, **kwargs)
+        except (TypeError, ValueError) as exc:
+            raise OptimizerError(f"optimizer 'tpe': bad options {self.options!r}: {exc}") from None
+
+
+@register_optimizer("qmc")
+class OptunaQMC(OptunaOptimizer):
+    """Optuna's ``QMCSampler``: scrambled Sobol (or Halton) low-discrepancy points.
+
+    Conditional params fall back to Optuna's independent (random) sampler.
+    """
+
+    name = "qmc"
+    option_names = ("qmc_type", "scramble")
+
+    def _make_sampler(self) -> Any:
+        from optuna.samplers import QMCSampler
+
+        qmc_type = self.options.get("qmc_type", "sobol")
+        if qmc_type not in ("sobol", "halton"):
+            raise OptimizerError(
+                f"option qmc_type={qmc_type!r} is not allowed; allowed: sobol, halton"
+            )
+        scramble = self.options.get("scramble", True)
+        if not isinstance(scramble, bool):
+            raise OptimizerError(
+                f"option scramble={scramble!r} is not allowed; allowed: true, false"
+            )
+        return QMCSampler(
+            qmc_type=qmc_type, scramble=scramble, seed=self.seed, warn_independent_sampling=False
+        )
+
+    def ask(self, n: int) -> list[Design]:
+        # QMCSampler warns on every trial of a conditional space; the class docstring says
+        # what happens instead (independent sampling of conditional params).
+        with _quiet_optuna(logging.ERROR if self.space.is_conditional else logging.NOTSET):
+            return super().ask(n)

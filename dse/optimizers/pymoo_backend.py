@@ -1,0 +1,397 @@
+"""pymoo backends: NSGA-II (``nsga2``) and NSGA-III (``nsga3``) through pymoo's ask/tell.
+
+Why generations are buffered here: pymoo asks a whole generation at once and
+must be told all of it before it can breed the next. ``ask(n)`` hands the
+current generation out in slices and returns ``[]`` once it is all out and
+results are still missing; the last tell of a generation advances pymoo.
+
+Variables: a space of reals only (log-scaled ints included, searched as
+log-reals) uses plain real-coded NSGA-II/III (SBX + polynomial mutation on one
+float vector); a space with integers or categoricals uses pymoo's
+mixed-variable machinery (``MixedVariableSampling``/``Mating``/duplicate
+elimination, per-type crossover and mutation) under the same survival.
+pymoo samples every param, conditional or not; ``canonicalize`` then drops the
+inactive ones.
+
+Failures and constraints: every problem carries one extra inequality column
+that is 0 for an evaluated design and huge for a failed one, so pymoo's
+feasibility-first survival ranks failed designs below everything else without
+special cases, and user constraints are ordinary ``G`` columns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from dse.optimizers.base import (
+    Design,
+    Optimizer,
+    OptimizerError,
+    design_key,
+    register_optimizer,
+)
+from search_spaces import Categorical, Int, SearchSpace
+from search_spaces.expressions import Constraint
+
+__all__ = ["PymooOptimizer", "PymooNSGA2", "PymooNSGA3"]
+
+#: G value of the failure column for a failed design (dominates any real violation)
+_FAILED_G = 1e12
+
+
+def _positive_int(opt: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise OptimizerError(
+            f"option {opt}={value!r} is not allowed; allowed: an integer >= {minimum}"
+        )
+    return int(value)
+
+
+class PymooOptimizer(Optimizer):
+    """Shared ask/tell bookkeeping for pymoo genetic algorithms."""
+
+    option_names = ("population", "n_offsprings", "crossover_eta", "mutation_eta")
+    default_population = 50
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Mapping[str, str],
+        constraints: Sequence[Constraint | str] = (),
+        seed: int = 0,
+        **options: Any,
+    ):
+        super().__init__(space, objectives, constraints, seed, **options)
+        self._free = space.free_params
+        if not self._free:
+            raise OptimizerError(
+                f"optimizer {self.name!r}: the space has no free params (all Fixed); nothing to search"
+            )
+        # real-coded when every free param encodes to a pymoo Real (reals, log-ints)
+        self.mixed = any(
+            isinstance(p, Categorical) or (isinstance(p, Int) and not p.log) for p in self._free
+        )
+        self.n_obj = len(self.objective_names)
+        self.n_constr = len(self.constraints) + 1  # + failure column
+        self._history: list[tuple[Design, np.ndarray, np.ndarray]] = []
+        self._rng_fill = np.random.default_rng(self.seed)
+        self._problem = self._make_problem()
+        self._algorithm: Any = None
+        self._setup(sampling=None)
+
+    # -- construction ----------------------------------------------------------------------
+    def _make_problem(self) -> Any:
+        from pymoo.core.problem import Problem
+
+        if self.mixed:
+            return Problem(
+                vars=self.space.to_pymoo_vars(), n_obj=self.n_obj, n_ieq_constr=self.n_constr
+            )
+        bounds = [p.to_pymoo().bounds for p in self._free]
+        return Problem(
+            n_var=len(self._free),
+            n_obj=self.n_obj,
+            n_ieq_constr=self.n_constr,
+            xl=np.array([b[0] for b in bounds], dtype=float),
+            xu=np.array([b[1] for b in bounds], dtype=float),
+        )
+
+    def _operators(self) -> dict[str, Any]:
+        """Crossover/mutation (real-coded) or mixed-variable sampling/mating kwargs."""
+        from pymoo.operators.crossover.sbx import SBX
+        from pymoo.operators.mutation.pm import PM
+
+        eta_c = float(self.options.get("crossover_eta", 15.0))
+        eta_m = float(self.options.get("mutation_eta", 20.0))
+        if not self.mixed:
+            return {"crossover": SBX(eta=eta_c, prob=0.9), "mutation": PM(eta=eta_m)}
+        from pymoo.core.mixed import (
+            MixedVariableDuplicateElimination,
+            MixedVariableMating,
+            MixedVariableSampling,
+        )
+        from pymoo.core.variable import Choice, Integer
+        from pymoo.core.variable import Real as PReal
+        from pymoo.operators.crossover.ux import UX
+        from pymoo.operators.mutation.rm import ChoiceRandomMutation
+        from pymoo.operators.repair.rounding import RoundingRepair
+
+        dedup = MixedVariableDuplicateElimination()
+        mating = MixedVariableMating(
+            selection=self._selection(),
+            crossover={
+                PReal: SBX(eta=eta_c, prob=0.9),
+                Integer: SBX(eta=eta_c, prob=0.9, vtype=float, repair=RoundingRepair()),
+                Choice: UX(),
+            },
+            mutation={
+                PReal: PM(eta=eta_m),
+                Integer: PM(eta=eta_m, vtype=float, repair=RoundingRepair()),
+                Choice: ChoiceRandomMutation(),
+            },
+            eliminate_duplicates=dedup,
+        )
+        return {
+            "sampling": MixedVariableSampling(),
+            "mating": mating,
+            "eliminate_duplicates": dedup,
+        }
+
+    def _selection(self) -> Any:
+        raise NotImplementedError
+
+    def _build(self, population: int, sampling: Any, operators: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def _setup(self, sampling: Any) -> None:
+        from pymoo.core.termination import NoTermination
+
+        population = _positive_int(
+            "population", self.options.get("population", self._default_population()), 2
+        )
+        operators = self._operators()
+        if sampling is not None:
+            operators["sampling"] = sampling
+        if "n_offsprings" in self.options:
+            operators["n_offsprings"] = _positive_int("n_offsprings", self.options["n_offsprings"])
+        self.population = population
+        self._algorithm = self._build(population, sampling, operators)
+        self._algorithm.setup(
+            self._problem, termination=NoTermination(), seed=self.seed, verbose=False
+        )
+        self._gen: Any = None  # Population being handed out / told
+        self._gen_designs: list[Design] = []
+        self._queue: deque[int] = deque()
+        self._pending: dict[str, deque[int]] = {}
+        self._missing = 0  # individuals of the generation still waiting for results
+        self._extras: list[tuple[Design, np.ndarray, np.ndarray]] = []
+        self._exhausted = False
+        self._started = False
+
+    def _default_population(self) -> int:
+        return self.default_population
+
+    # -- encoding --------------------------------------------------------------------------
+    def _decode(self, x: Any) -> Design:
+        design: Design = {}
+        if self.mixed:
+            for p in self._free:
+                design[p.name] = p.decode(x[p.name])
+        else:
+            for p, v in zip(self._free, np.asarray(x, dtype=float), strict=True):
+                design[p.name] = p.decode(v)
+        return self.space.canonicalize(design, strict=False)
+
+    def _encode(self, design: Design) -> Any:
+        # Inactive conditional params are absent from canonical designs; any value in their
+        # range stands in for them (they do not change the design).
+        values = {}
+        for p in self._free:
+            if p.name in design:
+                values[p.name] = p.encode(p.canonical(design[p.name]))
+            else:
+                values[p.name] = p.encode(p.sample(self._rng_fill))
+        if self.mixed:
+            return values
+        return np.array([values[p.name] for p in self._free], dtype=float)
+
+    def _fg(
+        self, design: Design, metrics: Mapping[str, float] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        f = self.objective_vector(metrics)
+        G = np.zeros(self.n_constr)
+        if f is None:
+            self.n_failed += 1
+            G[-1] = _FAILED_G
+            return np.zeros(self.n_obj), G
+        G[:-1] = self.violations(design, metrics or {})
+        return f, G
+
+    @staticmethod
+    def _set(ind: Any, F: np.ndarray, G: np.ndarray) -> None:
+        ind.F = np.asarray(F, dtype=float)
+        ind.G = np.asarray(G, dtype=float)
+        ind.H = np.zeros(0)
+        ind.CV = None  # recomputed from G on next access
+        ind.evaluated.update({"F", "G", "H"})
+
+    def _population(self, rows: list[tuple[Design, np.ndarray, np.ndarray]]) -> Any:
+        from pymoo.core.population import Population
+
+        pop = (
+            Population.new(X=[self._encode(d) for d, _, _ in rows])
+            if self.mixed
+            else (Population.new(X=np.array([self._encode(d) for d, _, _ in rows])))
+        )
+        for ind, (_, F, G) in zip(pop, rows, strict=True):
+            self._set(ind, F, G)
+        return pop
+
+    # -- ask/tell --------------------------------------------------------------------------
+    def ask(self, n: int) -> list[Design]:
+        n = self._check_n(n)
+        out: list[Design] = []
+        while len(out) < n:
+            if self._gen is None and not self._next_generation():
+                break
+            if not self._queue:
+                break  # whole generation handed out; wait for tells
+            i = self._queue.popleft()
+            d = self._gen_designs[i]
+            self._pending.setdefault(design_key(d), deque()).append(i)
+            out.append(dict(d))
+        return out
+
+    def _next_generation(self) -> bool:
+        if self._exhausted:
+            return False
+        pop = self._algorithm.ask()
+        self._started = True
+        if pop is None or len(pop) == 0:
+            # mating found no new unique offspring: the (discrete) space is used up
+            self._exhausted = True
+            return False
+        self._gen = pop
+        self._gen_designs = [self._decode(ind.X) for ind in pop]
+        self._queue = deque()
+        self._missing = 0
+        for i, ind in enumerate(pop):
+            if "F" in ind.evaluated:  # seeded from history: already known
+                continue
+            self._queue.append(i)
+            self._missing += 1
+        if self._missing == 0:
+            self._finish_generation()
+            return self._next_generation()
+        return True
+
+    def tell(self, designs: list[Design], metrics: list[Mapping[str, float] | None]) -> None:
+        for design, m in self._pairs(designs, metrics):
+            d = self.canonical(design)
+            F, G = self._fg(d, m)
+            self.n_told += 1
+            self._history.append((d, F, G))
+            slots = self._pending.get(design_key(d))
+            if slots:
+                i = slots.popleft()
+                self._set(self._gen[i], F, G)
+                self._missing -= 1
+            else:
+                self._extras.append((d, F, G))
+        if self._gen is not None and self._missing == 0 and not self._queue:
+            self._finish_generation()
+
+    def _finish_generation(self) -> None:
+        from pymoo.core.population import Population
+
+        infills = self._gen
+        if self._extras:
+            infills = Population.merge(infills, self._population(self._extras))
+            self._extras = []
+        self._gen, self._gen_designs, self._pending = None, [], {}
+        self._algorithm.tell(infills=infills)
+
+    def warm_start(self, designs: list[Design], metrics: list[Mapping[str, float] | None]) -> None:
+        """Seed the first population with the recorded history (elitist survival picks from it).
+
+        Before anything was asked, the history *is* the initial population, so
+        the next ``ask`` breeds offspring from the best recorded designs instead
+        of sampling afresh. Later, history joins the next survival like any
+        told-but-not-asked design.
+        """
+        if self._started or not designs:
+            self.tell(list(designs), list(metrics))
+            return
+        rows = []
+        for design, m in self._pairs(designs, metrics):
+            d = self.canonical(design)
+            F, G = self._fg(d, m)
+            rows.append((d, F, G))
+        self.n_told += len(rows)
+        self._history.extend(rows)
+        self._setup(sampling=self._population(rows))
+
+    def exhausted(self) -> bool:
+        return self._exhausted
+
+
+@register_optimizer("nsga2")
+class PymooNSGA2(PymooOptimizer):
+    """pymoo NSGA-II (Deb et al. 2002): rank + crowding survival, binary tournaments."""
+
+    name = "nsga2"
+
+    def _selection(self) -> Any:
+        from pymoo.algorithms.moo.nsga2 import binary_tournament
+        from pymoo.operators.selection.tournament import TournamentSelection
+
+        return TournamentSelection(func_comp=binary_tournament)
+
+    def _build(self, population: int, sampling: Any, operators: dict[str, Any]) -> Any:
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+
+        if "eliminate_duplicates" not in operators:
+            operators["eliminate_duplicates"] = True
+        return NSGA2(pop_size=population, **operators)
+
+
+@register_optimizer("nsga3")
+class PymooNSGA3(PymooOptimizer):
+    """pymoo NSGA-III (Deb & Jain 2014): survival by Das-Dennis reference directions.
+
+    ``partitions`` sets the reference directions; without it, the largest
+    partition count whose direction count fits ``population`` is used.
+    """
+
+    name = "nsga3"
+    option_names = PymooOptimizer.option_names + ("partitions",)
+    default_population = 92
+
+    def _ref_dirs(self) -> np.ndarray:
+        from pymoo.util.ref_dirs import get_reference_directions
+
+        m = len(self.objective_names)
+        if "partitions" in self.options:
+            p = _positive_int("partitions", self.options["partitions"])
+        else:
+            cap = _positive_int(
+                "population", self.options.get("population", self.default_population), 2
+            )
+            p = 1
+            while math.comb(p + 1 + m - 1, m - 1) <= cap:
+                p += 1
+        return get_reference_directions("das-dennis", m, n_partitions=p)
+
+    def _default_population(self) -> int:
+        n_dirs = len(self._ref_dirs())
+        return n_dirs + (n_dirs % 2) if "partitions" in self.options else self.default_population
+
+    def _selection(self) -> Any:
+        from pymoo.algorithms.moo.nsga3 import comp_by_cv_then_random
+        from pymoo.operators.selection.tournament import TournamentSelection
+
+        return TournamentSelection(func_comp=comp_by_cv_then_random)
+
+    def _build(self, population: int, sampling: Any, operators: dict[str, Any]) -> Any:
+        from pymoo.algorithms.moo.nsga3 import NSGA3
+
+        ref_dirs = self._ref_dirs()
+        if population < len(ref_dirs):
+            raise OptimizerError(
+                f"optimizer 'nsga3': population={population} is smaller than the "
+                f"{len(ref_dirs)} reference directions; allowed: population >= {len(ref_dirs)} "
+                "(or fewer partitions)"
+            )
+        if not self.mixed:
+            from pymoo.operators.crossover.sbx import SBX
+
+            # NSGA-III's reference setting: SBX eta 30, probability 1 (Deb & Jain 2014)
+            operators["crossover"] = SBX(
+                eta=float(self.options.get("crossover_eta", 30.0)), prob=1.0
+            )
+        return NSGA3(ref_dirs=ref_dirs, pop_size=population, **operators)
