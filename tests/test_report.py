@@ -340,6 +340,20 @@ def test_report_from_store_writes_into_study_dir(tmp_path):
     assert (path.parent / "pareto_3d.png").exists()
 
 
+def test_parallel_coordinates_axis_encoding():
+    from dse.plots import _encode_column
+
+    # categorical levels: evenly spaced in sorted order, labelled at their heights
+    pos, labels, ticks = _encode_column(pd.Series(["sram", "reram", "pcm", "reram"]), log=False)
+    assert labels == ["pcm", "reram", "sram"] and ticks == [0.0, 0.5, 1.0]
+    assert pos.tolist() == [1.0, 0.5, 0.0, 0.5]
+    # log-scaled params are normalised in log space, linear ones linearly
+    pos, labels, _ = _encode_column(pd.Series([0.1, 1.0, 10.0]), log=True)
+    assert pos == pytest.approx([0.0, 0.5, 1.0]) and labels == ["0.1", "10"]
+    pos, _, _ = _encode_column(pd.Series([0.1, 1.0, 10.0]), log=False)
+    assert pos == pytest.approx([0.0, 0.9 / 9.9, 1.0])
+
+
 # ---------------------------------------------------------------- headless Chromium
 
 _CHROMIUM = next(
@@ -384,10 +398,15 @@ window.addEventListener("load", function () {
 </script></body>"""
 
 
-def _chromium(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HOME": os.environ.get("HOME", "/tmp")}
+def _chromium(profile: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run headless Chromium offline with a throw-away profile (nothing shared between runs)."""
+    env = {**os.environ, "HOME": str(profile)}
     return subprocess.run(
-        [_CHROMIUM, *_OFFLINE, *args], capture_output=True, text=True, timeout=timeout, env=env
+        [_CHROMIUM, *_OFFLINE, f"--user-data-dir={profile / 'chromium'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
 
 
@@ -401,7 +420,9 @@ def test_report_renders_in_headless_chromium(cim_report, tmp_path):
     path, frame = cim_report
     # 1) screenshot: the page paints, and not as a blank sheet
     shot = tmp_path / "shot.png"
-    res = _chromium(f"--screenshot={shot}", "--window-size=1280,2000", path.resolve().as_uri())
+    res = _chromium(
+        tmp_path, f"--screenshot={shot}", "--window-size=1280,2000", path.resolve().as_uri()
+    )
     assert shot.exists(), res.stderr[-2000:]
     pixels = imread(shot)[..., :3]
     assert pixels.shape[:2] == (2000, 1280)
@@ -413,7 +434,7 @@ def test_report_renders_in_headless_chromium(cim_report, tmp_path):
     probe.write_text(
         path.read_text(encoding="utf-8").replace("</body>", _HOOK, 1), encoding="utf-8"
     )
-    res = _chromium("--virtual-time-budget=5000", "--dump-dom", probe.resolve().as_uri())
+    res = _chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", probe.resolve().as_uri())
     body = re.search(r"<body([^>]*)>", res.stdout)
     assert body, f"no DOM dumped: {res.stderr[-2000:]}"
     attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body.group(1)))
