@@ -101,10 +101,10 @@ class HypervolumeTracker:
             if self.ref is None:
                 lo, hi = arr.min(0), arr.max(0)
                 self.ref = hi + 0.1 * np.where(hi > lo, hi - lo, np.maximum(np.abs(hi), 1.0))
-            from dse.query import non_dominated_mask
+            from dse.query import nondominated_mask
 
             both = np.vstack([self.front, arr])
-            self.front = both[non_dominated_mask(both)]
+            self.front = both[nondominated_mask(both)]
             inside = self.front[(self.front < self.ref).all(axis=1)]
             if len(inside):
                 from pymoo.indicators.hv import HV

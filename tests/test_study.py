@@ -132,6 +132,7 @@ def test_sigkill_then_resume_loses_nothing(tmp_path):
     try:
         _wait_for(some_done, timeout=60)
         os.kill(proc.pid, signal.SIGKILL)
+        killed_at = time.time()
     finally:
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
@@ -151,9 +152,9 @@ def test_sigkill_then_resume_loses_nothing(tmp_path):
     kept = after.loc[done_before.index]
     pd.testing.assert_series_equal(kept["f1"], done_before["f1"])
     assert (kept["finished_at"] == done_before["finished_at"]).all()
-    assert (kept["attempts"] == 1).all()
-    # designs in flight at the kill ran exactly once more
-    assert (after.loc[sorted(in_flight), "attempts"] == 2).all()
+    # each design recorded exactly once; those in flight at the kill were run again after it
+    assert (after["attempts"] == 1).all()
+    assert (after.loc[sorted(in_flight), "started_at"] > killed_at).all()
 
 
 def test_cli_status_pareto_export(zdt_spec, tmp_path, capsys):
