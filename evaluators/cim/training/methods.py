@@ -69,13 +69,16 @@ def build_method(
     if m == "ideal":
         return TrainingMethod("ideal")
     binary = any(layer.binary for _, layer in crossbar_layers(model))
-    if binary and m in ("ddhr", "ps_ddhr", "as_ddhr", "fixed"):
+    on_mram = bool(getattr(device_model, "binary", False))
+    if binary and on_mram and m in ("ddhr", "ps_ddhr", "as_ddhr", "fixed"):
         from .sddhr import build_binary_sddhr
 
         return build_binary_sddhr(config, model, device_model, sample_x, generator)
     if m == "preact_noise":
         if config.preact_sigma_neu is not None:
-            return TrainingMethod(m, lambda: PreactNoise(sigma_neu=config.preact_sigma_neu))
+            return TrainingMethod(
+                m, lambda: PreactNoise(sigma_neu=config.preact_sigma_neu, generator=generator)
+            )
         sigma = device_sigma(config, device_model)
         return TrainingMethod(m, lambda: PreactNoise(sigma_syn=sigma, generator=generator))
     if m == "ha_sgd":

@@ -140,7 +140,13 @@ class WeightNoise:
         rng = weight_range(w)
         k, n = w.shape
         z = self._standard_normal(layer, (groups, k, n), w)
-        w_inst = w.unsqueeze(0) + (self.mean_shift + self.sigma * z) * rng
+        nu = (self.mean_shift + self.sigma * z) * rng
+        nz = w.detach() != 0
+        live = nz.any(1, keepdim=True) & nz.any(0, keepdim=True)
+        if not bool(live.all()):
+            # pruned (all-zero) rows/columns are not programmed (mapping.py): no noise there
+            nu = nu * live.to(nu.dtype)
+        w_inst = w.unsqueeze(0) + nu
         y = torch.bmm(rows.reshape(groups, -1, k), w_inst).reshape(-1, n)
         if self.adc_bits is not None:
             y = adc_quantize(y, self.adc_bits, groups)
