@@ -20,7 +20,7 @@ import html
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,59 +140,59 @@ def _hypervolume(
 # --------------------------------------------------------------------------- helpers
 
 
-def _param_names(frame: pd.DataFrame, spec: Mapping[str, Any], metrics: set[str]) -> list[str]:
-    """Param columns of the frame, in space order.
+def _params(frame: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(param columns of the frame in space order, those sampled on a log scale).
 
-    From the study's ``space`` when given (a vector param ``x: {size: 30}`` is
-    the columns ``x_0 … x_29``); otherwise the evaluator's default space;
-    otherwise the namespaced CIM keys (``dnn.*``, ``hw.*``, ``train.*``).
+    The frame alone cannot tell params from metrics, so this asks the study's
+    search space: the spec's ``space`` parsed by :class:`search_spaces.SearchSpace`
+    (a vector ``x: {size: 30}`` is ``x_0 … x_29``), else the evaluator's default
+    space. Should neither resolve (e.g. an evaluator plugin not installed where
+    the report is made) it falls back to the spec's space keys, then to the
+    namespaced CIM keys (``dnn.*``, ``hw.*``, ``train.*``).
     """
+    space = _resolve_space(spec)
+    if space is not None:
+        names = [p.name for p in space.params if p.name in frame.columns]
+        logs = [p.name for p in space.params if getattr(p, "log", False) and p.name in names]
+        return names, logs
+    raw = spec.get("space") or {}
     names: list[str] = []
-    space = spec.get("space")
-    if not space:
-        space = _default_space_names(spec)
-    if space:
-        for name in space:
-            if name in frame.columns:
-                names.append(name)
-            else:
-                names.extend(
-                    c
-                    for c in frame.columns
-                    if (m := _VECTOR_ELEMENT.match(c)) and m.group("base") == name
-                )
-        return [n for n in names if n not in metrics]
-    return [
-        c
-        for c in frame.columns
-        if c.split(".", 1)[0] in ("dnn", "hw", "train") and c not in metrics
-    ]
+    for name in raw:
+        if name in frame.columns:
+            names.append(name)
+        else:
+            names.extend(
+                c
+                for c in frame.columns
+                if (m := _VECTOR_ELEMENT.match(c)) and m.group("base") == name
+            )
+    if not raw:
+        names = [c for c in frame.columns if c.split(".", 1)[0] in ("dnn", "hw", "train")]
+    logs = []
+    for p in names:
+        m = _VECTOR_ELEMENT.match(p)
+        cfg = raw.get(p) or (raw.get(m.group("base")) if m else None)
+        if isinstance(cfg, Mapping) and cfg.get("log"):
+            logs.append(p)
+    return names, logs
 
 
-def _default_space_names(spec: Mapping[str, Any]) -> list[str]:
-    ev = spec.get("evaluator")
-    if ev is None:
-        return []
+def _resolve_space(spec: Mapping[str, Any]) -> Any | None:
     try:
+        if spec.get("space"):
+            from search_spaces.space import SearchSpace
+
+            return SearchSpace.from_dict(spec["space"])
+        ev = spec.get("evaluator")
+        if ev is None:
+            return None
         from evaluators.base import create_evaluator
 
         name, opts = (ev, {}) if isinstance(ev, str) else (ev["name"], dict(ev))
         opts.pop("name", None)
-        space = create_evaluator(name, **opts).default_space()
-        return list(space.names) if space is not None else []
-    except Exception:  # report what we can; params then fall back to namespaced keys
-        return []
-
-
-def _log_params(spec: Mapping[str, Any], params: Sequence[str]) -> list[str]:
-    space = spec.get("space") or {}
-    logs = []
-    for p in params:
-        m = _VECTOR_ELEMENT.match(p)
-        cfg = space.get(p) or (space.get(m.group("base")) if m else None)
-        if isinstance(cfg, Mapping) and cfg.get("log"):
-            logs.append(p)
-    return logs
+        return create_evaluator(name, **opts).default_space()
+    except Exception:  # a report shows what it can; _params falls back to the spec's keys
+        return None
 
 
 def _breakdown_columns(frame: pd.DataFrame) -> dict[str, tuple[list[str], str]]:
@@ -719,10 +719,7 @@ def write_report(
     constraints = list(spec.get("constraints") or [])
     done = frame[frame["status"].astype(str) == "done"].copy()
     front = _pareto_front(frame, objectives, constraints)
-    metrics = set(objectives) | {
-        c for c in frame.columns if "." in c and c.split(".")[0] in ("energy", "area")
-    }
-    params = _param_names(frame, spec, metrics)
+    params, log_params = _params(frame, spec)
     hv, ref, hist = _hypervolume(frame, objectives, constraints, ref_point)
     ctx = _Context(
         spec=spec,
@@ -731,7 +728,7 @@ def write_report(
         done=done,
         front=front,
         params=params,
-        log_params=_log_params(spec, params),
+        log_params=log_params,
         knee=_knee(front, objectives),
         ref_point=ref,
         hv=hv,
