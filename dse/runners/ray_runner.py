@@ -509,9 +509,13 @@ def _check_args(
 
 def _accepts(evaluator_name: str, option: str) -> bool:
     """Does the registered factory for ``evaluator_name`` take keyword ``option``?"""
+    import importlib
+
     from evaluators import base
 
-    base._load_builtin()
+    module = getattr(base, "_BUILTIN_MODULES", {}).get(evaluator_name)
+    if evaluator_name not in base._REGISTRY and module:
+        importlib.import_module(module)
     factory = base._REGISTRY.get(evaluator_name)
     if factory is None:
         return False
