@@ -277,7 +277,7 @@ def load_spec(
 
 def resolve(spec: StudySpec, *, where: str = "study", source: Path | None = None) -> ResolvedStudy:
     """Semantic checks that need the evaluator, the space and the optimizer registry."""
-    from dse.optimizers import available_optimizers
+    from dse.optimizers import available_optimizers, create_optimizer
     from search_spaces import SearchSpace
 
     ev_spec = spec.evaluator_spec
@@ -331,4 +331,15 @@ def resolve(spec: StudySpec, *, where: str = "study", source: Path | None = None
             f"{where}: key 'optimizer.name': value {spec.optimizer.name!r} is not an optimizer; "
             f"allowed: {', '.join(allowed)}"
         )
+    try:  # options are checked by building the optimizer once (cheap, touches nothing)
+        create_optimizer(
+            spec.optimizer.name,
+            space,
+            dict(spec.objectives),
+            constraints,
+            spec.seed,
+            spec.optimizer.options(),
+        )
+    except ValueError as exc:
+        raise SpecError(f"{where}: key 'optimizer': {exc}") from None
     return ResolvedStudy(spec, space, ev_spec, evaluator, constraints, source)

@@ -39,6 +39,7 @@ MALFORMED = [
     (lambda s: s["budget"].update(evaluations="many"), ["budget.evaluations", "many"]),
     (lambda s: s["space"]["x"].update(low=2.0), ["space.x", "low"]),
     (lambda s: s["optimizer"].update(name="simulated-annealing"), ["optimizer.name", "simulated-annealing", "nsga2"]),
+    (lambda s: s["optimizer"].update(name="random", population=10), ["optimizer", "population"]),
     (lambda s: s.update(evaluator="resnet-magic"), ["evaluator", "resnet-magic", "zdt1"]),
     (lambda s: s.update(objectives={"accuracy": "max"}), ["objectives.accuracy", "f1"]),
     (lambda s: s.update(objectives={"f1": "smallest"}), ["objectives.f1", "smallest", "min"]),
