@@ -286,7 +286,6 @@ class AnalogBackend:
         m = xs.shape[1]
         planes, plane_w = self._encode_inputs(xs, p)  # (S, P·M, K'), (P,)
         g = self.weights[name]  # (S, T, A', C)
-        t, a_rows = p.tiles, p.rows_per_tile
         npl = plane_w.numel()
         if lm.binary_mram:
             xp = _tile_inputs(planes.clamp_min(0), p)

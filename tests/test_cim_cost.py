@@ -1,0 +1,101 @@
+"""Cost model: calibration against published points and monotonic trends."""
+
+import pytest
+import torch
+from torch import nn
+
+from evaluators.cim.cost import adc_energy_pj, energy_scale, estimate_cost, yan_vlsi2019_config
+from evaluators.cim.layers import CrossbarLinear
+from evaluators.cim.mapping import HardwareConfig, Mapping
+
+
+def _mlp(*sizes):
+    torch.manual_seed(0)
+    layers = []
+    for a, b in zip(sizes[:-1], sizes[1:], strict=False):
+        layers += [CrossbarLinear(a, b), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
+
+
+def _cost(net, hw, k):
+    m = Mapping.from_model(net, hw, sample_input=torch.rand(4, k))
+    return m, estimate_cost(m, hw, hw.device_model())
+
+
+def test_yan_vlsi2019_macro_energy_per_mac():
+    """B. Yan et al., VLSI 2019 (seed 003): 256×256 ReRAM macro, 0.15 µm, 50 MHz, 0.257 pJ/MAC."""
+    hw = yan_vlsi2019_config()
+    # fill the macro: 256 inputs × 128 signed weights = 256 × 256 cells (differential pairs)
+    net = nn.Sequential(CrossbarLinear(256, 128, bias=False))
+    m, c = _cost(net, hw, 256)
+    assert m.tiles == 1 and m.cells == 256 * 256
+    pj_per_mac = c["energy_nj"] * 1e3 / c["mac_count"]
+    assert pj_per_mac == pytest.approx(0.257, rel=0.25)
+
+
+def test_isaac_adc_energy_per_conversion():
+    """ISAAC (Shafiee et al., ISCA 2016): 8-bit ADC, 2 mW at 1.28 GS/s, 32 nm → 1.5625 pJ/conv."""
+    assert adc_energy_pj(8, 32.0) == pytest.approx(2e-3 / 1.28e9 * 1e12, rel=0.25)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known discrepancy: our SONOS (CrossSim/Agrawal IEDM 2022 subthreshold, 0.1 V) reads "
+    "cheaper than ReRAM; seed 002 (2021) reports SONOS/ReRAM = 6.04/4.24 ≈ 1.42 for its MLP",
+)
+def test_sandia_sonos_to_reram_energy_ratio():
+    net = _mlp(784, 128, 10)
+    _, e_reram = _cost(net, HardwareConfig(device="reram"), 784)
+    _, e_sonos = _cost(net, HardwareConfig(device="sonos"), 784)
+    assert e_sonos["energy_nj"] / e_reram["energy_nj"] == pytest.approx(6.04 / 4.24, rel=0.30)
+
+
+def test_energy_and_area_grow_with_adc_bits():
+    net = _mlp(64, 64, 10)
+    prev = None
+    for bits in (3, 5, 8, 10):
+        _, c = _cost(net, HardwareConfig(adc_bits=bits), 64)
+        if prev is not None:
+            assert c["energy_nj"] > prev["energy_nj"]
+            assert c["area_mm2"] > prev["area_mm2"]
+            assert c["energy.adc_nj"] > prev["energy.adc_nj"]
+        prev = c
+
+
+def test_pruning_reduces_tiles_energy_and_area():
+    net = _mlp(256, 256, 10)
+    hw = HardwareConfig(array_size=64)
+    _, full = _cost(net, hw, 256)
+    with torch.no_grad():
+        net[0].weight[:, 128:] = 0
+        net[0].weight[128:, :] = 0
+        net[2].weight[:, 128:] = 0
+    _, pruned = _cost(net, hw, 256)
+    assert pruned["tiles"] < full["tiles"]
+    assert pruned["energy_nj"] < full["energy_nj"]
+    assert pruned["area_mm2"] < full["area_mm2"]
+    assert pruned["mac_count"] < full["mac_count"]
+
+
+def test_breakdown_sums_and_technology_scaling():
+    net = _mlp(64, 32, 10)
+    _, c32 = _cost(net, HardwareConfig(tech_nm=32), 64)
+    _, c65 = _cost(net, HardwareConfig(tech_nm=65), 64)
+    parts = [k for k in c32 if k.startswith("energy.")]
+    assert sum(c32[k] for k in parts) == pytest.approx(c32["energy_nj"])
+    assert sum(c32[k] for k in c32 if k.startswith("area.")) == pytest.approx(c32["area_mm2"])
+    assert c65["energy.adc_nj"] == pytest.approx(c32["energy.adc_nj"] * energy_scale(65, 32))
+    assert c65["area.adc_mm2"] == pytest.approx(c32["area.adc_mm2"] * (65 / 32) ** 2)
+    assert c32["tops_per_w"] == pytest.approx(
+        2 * c32["mac_count"] / (c32["energy_nj"] * 1e-9) / 1e12
+    )
+
+
+def test_bit_serial_costs_more_conversions_than_dac_and_sram_has_no_adc():
+    net = _mlp(64, 32, 10)
+    _, bs = _cost(net, HardwareConfig(input_mode="bit_serial", act_bits=8), 64)
+    _, dac = _cost(net, HardwareConfig(input_mode="dac", act_bits=8), 64)
+    assert bs["energy.adc_nj"] == pytest.approx(8 * dac["energy.adc_nj"])
+    assert bs["latency_us"] > dac["latency_us"]
+    _, sram = _cost(net, HardwareConfig(device="sram"), 64)
+    assert sram["energy.adc_nj"] == 0.0 and sram["area.adc_mm2"] == 0.0 and sram["energy_nj"] > 0

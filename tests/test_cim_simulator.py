@@ -1,0 +1,201 @@
+"""Monte-Carlo simulator: physics sanity, noise monotonicity, seeding, MRAM formula."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+
+from evaluators.cim import mram
+from evaluators.cim.devices import get_device
+from evaluators.cim.layers import CrossbarConv2d, CrossbarLinear, SignActivation
+from evaluators.cim.mapping import HardwareConfig, Mapping
+from evaluators.cim.simulator import simulate
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = load_digits()
+    x = torch.tensor(d.data / 16.0, dtype=torch.float32)
+    y = torch.tensor(d.target)
+    return x[:1400], y[:1400], x[1400:1700], y[1400:1700]
+
+
+def _train(net, x, y, steps=80):
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+    return net
+
+
+@pytest.fixture(scope="module")
+def mlp(digits):
+    torch.manual_seed(0)
+    return _train(
+        nn.Sequential(CrossbarLinear(64, 32), nn.ReLU(), CrossbarLinear(32, 10)), *digits[:2]
+    )
+
+
+def _run(net, digits, s=8, seed=0, **hw_kw):
+    xtr, _, xte, yte = digits
+    hw = HardwareConfig(**hw_kw)
+    m = Mapping.from_model(net, hw, sample_input=xtr[:128])
+    return simulate(net, m, hw, hw.device_model(), xte, yte, instances=s, seed=seed, device="cpu")
+
+
+EXACT = dict(adc_bits=16, act_bits=16, weight_bits=16, cell_bits=4, variation_scale=0.0)
+
+
+@pytest.mark.parametrize("mode", ["bit_serial", "dac"])
+def test_zero_noise_high_precision_equals_digital(mlp, digits, mode):
+    r = _run(mlp, digits, s=2, input_mode=mode, **EXACT)
+    assert r["accuracy_ideal"] > 0.85
+    assert r["accuracy_mean"] == pytest.approx(r["accuracy_ideal"], abs=1e-12)
+    assert r["accuracy_std"] == 0.0
+
+
+def test_zero_noise_logits_match_digital_closely(mlp, digits):
+    """Beyond accuracy: the simulated outputs themselves equal the float network."""
+    from evaluators.cim.layers import use_backend
+    from evaluators.cim.simulator import build_backend
+
+    _, _, xte, _ = digits
+    hw = HardwareConfig(**EXACT)
+    # calibrate on the evaluated inputs so no activation exceeds its full scale
+    m = Mapping.from_model(mlp, hw, sample_input=xte[:50])
+    be = build_backend(mlp, m, hw, hw.device_model())
+    be.program(1)
+    with torch.no_grad(), use_backend(mlp, be):
+        sim = mlp(xte[:50])
+    ref = mlp(xte[:50]).detach()
+    assert torch.allclose(sim, ref, atol=2e-3 * ref.abs().max())
+
+
+def test_conv_net_zero_noise_equals_digital(digits):
+    xtr, ytr, xte, yte = digits
+    img = lambda t: t.reshape(-1, 1, 8, 8)  # noqa: E731
+    torch.manual_seed(1)
+    net = nn.Sequential(
+        CrossbarConv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        CrossbarLinear(64, 10),
+    )
+    _train(net, img(xtr[:600]), ytr[:600], steps=30)
+    hw = HardwareConfig(array_size=64, **EXACT)
+    m = Mapping.from_model(net, hw, sample_input=img(xte[:100]))
+    r = simulate(
+        net, m, hw, hw.device_model(), img(xte[:100]), yte[:100], instances=2, device="cpu"
+    )
+    assert r["accuracy_mean"] == pytest.approx(r["accuracy_ideal"], abs=1e-12)
+
+
+def test_accuracy_does_not_rise_with_sigma(mlp, digits):
+    means = [_run(mlp, digits, s=12, variation_scale=v)["accuracy_mean"] for v in (0.0, 3.0, 10.0)]
+    assert means[0] >= means[1] - 0.01 >= means[2] - 0.02
+    assert means[2] < means[0] - 0.05  # 10× σ clearly hurts
+
+
+def test_low_resolution_adc_hurts(mlp, digits):
+    hi = _run(mlp, digits, s=2, variation_scale=0.0, adc_bits=12)["accuracy_mean"]
+    lo = _run(mlp, digits, s=2, variation_scale=0.0, adc_bits=2)["accuracy_mean"]
+    assert lo < hi - 0.05
+
+
+def test_seeded_and_per_instance(mlp, digits):
+    kw = dict(variation_scale=4.0, input_mode="dac")
+    a = _run(mlp, digits, s=6, seed=3, **kw)
+    b = _run(mlp, digits, s=6, seed=3, **kw)
+    c = _run(mlp, digits, s=6, seed=4, **kw)
+    assert len(a["per_instance"]) == 6
+    np.testing.assert_array_equal(a["per_instance"], b["per_instance"])
+    assert not np.array_equal(a["per_instance"], c["per_instance"])
+    assert a["accuracy_p5"] <= a["accuracy_mean"]
+    assert a["per_instance"].std() > 0  # instances really differ
+
+
+def test_memory_cap_chunking_gives_same_noise_free_result(mlp, digits):
+    xtr, _, xte, yte = digits
+    hw = HardwareConfig(adc_bits=6, act_bits=6, variation_scale=0.0)
+    m = Mapping.from_model(mlp, hw, sample_input=xtr[:128])
+    xte, yte = xte[:100], yte[:100]
+    big = simulate(mlp, m, hw, hw.device_model(), xte, yte, instances=4, device="cpu")
+    small = simulate(
+        mlp,
+        m,
+        hw,
+        hw.device_model(),
+        xte,
+        yte,
+        instances=4,
+        device="cpu",
+        memory_cap_bytes=2_000_000,
+    )
+    np.testing.assert_array_equal(big["per_instance"], small["per_instance"])
+
+
+@pytest.mark.parametrize("device", ["pcm", "sonos", "fefet", "sram"])
+def test_every_device_simulates(mlp, digits, device):
+    r = _run(mlp, digits, s=4, device=device, drift_time_s=3600.0 if device == "pcm" else 0.0)
+    assert 0.5 < r["accuracy_mean"] <= 1.0
+
+
+def test_pcm_drift_lowers_accuracy_spread(mlp, digits):
+    fresh = _run(mlp, digits, s=12, device="pcm", variation_scale=2.0)
+    aged = _run(mlp, digits, s=12, device="pcm", variation_scale=2.0, drift_time_s=3.15e7)
+    assert aged["accuracy_mean"] <= fresh["accuracy_mean"] + 0.01
+
+
+# -- MRAM (seed 000) ----------------------------------------------------------------------
+def test_seed000_four_row_column_by_hand():
+    """x = (+1, −1, +1, +1), w = (+1, +1, −1, +1): products (+1, −1, −1, +1), p₁ = p₋₁ = 2."""
+    p = mram.MTJParams(r_p=2000.0, r_ap=5000.0, sigma_p=0.0, sigma_ap=0.0)
+    x = torch.tensor([[1.0, -1.0, 1.0, 1.0]])
+    w = torch.tensor([[1.0], [1.0], [-1.0], [1.0]])
+    g_p, g_ap = 1 / 2000.0, 1 / 5000.0
+    by_hand = 2 * g_p + 2 * g_ap  # y = p₁·G_P + p₋₁·G_AP
+    assert float(mram.seed000_column_current(x[0], w[:, 0], g_p, g_ap)) == pytest.approx(by_hand)
+    # the crossbar unit model (cells A/B on WL/WL̄) gives the same current, in units of 1/R_P
+    ga, gb = mram.unit_conductances(w, *(torch.full_like(w, v) for v in (1.0, 0.4, 1.0, 0.4)))
+    current = (x.clamp_min(0) @ ga + (-x).clamp_min(0) @ gb) / p.r_p
+    assert float(current) == pytest.approx(by_hand)
+    # normalised back to the ±1 domain: Σ w·x = 0
+    assert float(mram.mvm(x, ga, gb, p)) == pytest.approx(0.0, abs=1e-6)
+    x2 = torch.tensor([[1.0, 1.0, -1.0, 1.0]])  # all products +1: y = 4 G_P, normalised 4
+    assert float(mram.mvm(x2, ga, gb, p)) == pytest.approx(4.0)
+
+
+def test_mram_sampled_conductances_follow_seed000_moments():
+    p = mram.MTJParams.from_device(get_device("mram"))
+    g = torch.Generator().manual_seed(0)
+    gp, gap = mram.sample_conductances((200_000,), p, g)
+    # seed 000: G ~ N(1/μ, σ²/μ⁴) to first order (here in units of 1/R_P)
+    assert float(gp.mean()) == pytest.approx(1.0, rel=0.01)
+    assert float(gap.mean()) == pytest.approx(p.r_p / p.r_ap, rel=0.01)
+    assert float(gp.std()) == pytest.approx(p.sigma_p / p.r_p, rel=0.05)
+
+
+def test_bnn_on_mram_simulates_and_noise_hurts(digits):
+    xtr, ytr, xte, yte = digits
+    torch.manual_seed(2)
+    net = nn.Sequential(
+        CrossbarLinear(64, 64, binary=True),
+        nn.BatchNorm1d(64),
+        SignActivation(),
+        CrossbarLinear(64, 10, binary=True),
+    )
+    _train(net, xtr[:800], ytr[:800], steps=60)
+    net.eval()
+    hw0 = HardwareConfig(device="mram", adc_bits=12, act_bits=8, variation_scale=0.0)
+    m = Mapping.from_model(net, hw0, sample_input=xtr[:128])
+    assert m.layers["3"].binary_mram and m.layers["3"].pm1_input
+    xte, yte = xte[:150], yte[:150]
+    r0 = simulate(net, m, hw0, hw0.device_model(), xte, yte, instances=2, device="cpu")
+    assert r0["accuracy_mean"] == pytest.approx(r0["accuracy_ideal"], abs=0.02)
+    hw10 = HardwareConfig(device="mram", adc_bits=12, act_bits=8, variation_scale=10.0)
+    r10 = simulate(net, m, hw10, hw10.device_model(), xte, yte, instances=8, device="cpu")
+    assert r10["accuracy_mean"] < r0["accuracy_mean"]
