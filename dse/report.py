@@ -349,6 +349,9 @@ color:var(--ink);background:var(--bg)}
 header{background:#14263d;color:#fff;padding:28px 40px 22px}
 header h1{margin:0 0 4px;font-size:26px;font-weight:600;letter-spacing:.2px}
 header p{margin:0;color:#b8c6d8;font-size:13px}
+nav{margin-top:14px;display:flex;flex-wrap:wrap;gap:6px}
+nav a{color:#dbe6f3;text-decoration:none;font-size:12.5px;padding:3px 10px;border:1px solid #34506f;border-radius:12px}
+nav a:hover{background:#223c5c}
 main{max-width:1200px;margin:0 auto;padding:24px 40px 60px}
 section{background:#fff;border:1px solid var(--line);border-radius:8px;padding:20px 24px;margin:0 0 22px}
 h2{font-size:17px;margin:0 0 12px;font-weight:600}
@@ -653,6 +656,25 @@ def _chosen_html(ctx: _Context, fig: _Figure | None) -> str:
     )
 
 
+_NAV = (
+    ("summary", "Summary"),
+    ("fig-pareto_2d", "Pareto 2-D"),
+    ("fig-pareto_3d", "3-D"),
+    ("fig-parallel", "Parallel coordinates"),
+    ("fig-hypervolume", "Hypervolume"),
+    ("breakdown", "Breakdown"),
+    ("front", "Front table"),
+)
+
+
+def _nav_html(ctx: _Context, figs: Mapping[str, _Figure]) -> str:
+    present = (
+        {"summary", "front"} | {f"fig-{k}" for k in figs} | ({"breakdown"} if ctx.chosen else set())
+    )
+    links = "".join(f'<a href="#{a}">{_esc(t)}</a>' for a, t in _NAV if a in present)
+    return f"<nav>{links}</nav>"
+
+
 def _render(ctx: _Context) -> str:
     name = str(ctx.spec.get("name", "study"))
     desc = ctx.spec.get("description") or ""
@@ -675,7 +697,7 @@ def _render(ctx: _Context) -> str:
         f"<title>{_esc(name)} — cim-dse study report</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<header><h1>{_esc(name)}</h1><p>{_esc(desc) + ' · ' if desc else ''}"
-        f"cim-dse study report · generated {stamp}</p></header><main>",
+        f"cim-dse study report · generated {stamp}</p>{_nav_html(ctx, figs)}</header><main>",
         _summary_html(ctx),
         main_figs,
         _chosen_html(ctx, figs.get("breakdown")),
