@@ -67,7 +67,7 @@ META_COLUMNS = (
     "duration_s",
     "done_seq",
 )
-_CHUNK = 500  # rows per multi-row statement; well under SQLite's bound-variable limit
+_CHUNK = 500  # ids per IN (...) list; well under SQLite's bound-variable limit
 _SCHEMA_VERSION = 1
 
 
@@ -265,13 +265,12 @@ class Store:
                 from sqlalchemy.dialects.sqlite import insert
             else:
                 from sqlalchemy.dialects.postgresql import insert
-            for chunk in _chunks(rows):
-                stmt = insert(table).values(list(chunk)).on_conflict_do_nothing(index_elements=keys)
-                if returning:
-                    stmt = stmt.returning(table.c[returning])
-                    new.extend(r[0] for r in conn.execute(stmt))
-                else:
-                    conn.execute(stmt)
+            # executemany: SQLAlchemy batches it ("insertmanyvalues") from one cached
+            # compiled statement; a hand-built multi-row VALUES would be recompiled per call.
+            stmt = insert(table).on_conflict_do_nothing(index_elements=keys)
+            if returning:
+                return list(conn.execute(stmt.returning(table.c[returning]), rows).scalars())
+            conn.execute(stmt, rows)
             return new
         # Portable fallback: select existing keys, insert the rest (inside the write lock).
         key = keys[0]
@@ -654,12 +653,23 @@ class Store:
             if bad:
                 raise StoreError(f"unknown status {bad}; allowed: {', '.join(STATUSES)}")
             stmt = stmt.where(d.c.status.in_(wanted))
+        # Raw DBAPI cursor: 100k SQLAlchemy Row objects would cost more than the
+        # query itself. Literal binds are safe here: the only values are the
+        # validated status names above.
+        sql = str(
+            stmt.compile(dialect=self._engine.dialect, compile_kwargs={"literal_binds": True})
+        )
         with self._read() as conn:
-            rows = conn.execute(stmt).all()
+            cursor = conn.connection.driver_connection.cursor()
+            try:
+                cursor.execute(sql)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
         cols = list(zip(*rows, strict=True)) if rows else [()] * 13
 
         def floats(values: Sequence[Any]) -> np.ndarray:
-            return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            return np.array(values, dtype=np.float64)  # None -> NaN
 
         started, finished = floats(cols[8]), floats(cols[9])
         meta = pd.DataFrame(
