@@ -33,8 +33,10 @@ def test_run_records_exactly_the_budget(zdt_spec, runs_dir):
     assert 0 < len(front) <= len(frame)
     # every front member is non-dominated in the full frame
     for _, row in front.iterrows():
-        dominated = (frame["f1"] <= row["f1"]) & (frame["f2"] <= row["f2"]) & (
-            (frame["f1"] < row["f1"]) | (frame["f2"] < row["f2"])
+        dominated = (
+            (frame["f1"] <= row["f1"])
+            & (frame["f2"] <= row["f2"])
+            & ((frame["f1"] < row["f1"]) | (frame["f2"] < row["f2"]))
         )
         assert not dominated.any()
 
@@ -116,9 +118,20 @@ def test_sigkill_then_resume_loses_nothing(tmp_path):
     db = runs / "killme" / "study.db"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dse.cli", "run", str(study_file), "--runs-dir", str(runs),
-         "--no-progress", "--no-report"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "dse.cli",
+            "run",
+            str(study_file),
+            "--runs-dir",
+            str(runs),
+            "--no-progress",
+            "--no-report",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
     def some_done() -> bool:
@@ -161,7 +174,9 @@ def test_cli_status_pareto_export(zdt_spec, tmp_path, capsys):
     study_file = tmp_path / "z.yaml"
     study_file.write_text(json.dumps(zdt_spec))
     runs = tmp_path / "runs"
-    assert main(["run", str(study_file), "--runs-dir", str(runs), "--no-progress", "--no-report"]) == 0
+    assert (
+        main(["run", str(study_file), "--runs-dir", str(runs), "--no-progress", "--no-report"]) == 0
+    )
     out = capsys.readouterr().out
     assert "Pareto front:" in out and "100 done" in out
     study_dir = str(runs / "zdt_test")
