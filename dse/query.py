@@ -79,7 +79,7 @@ def _as_constraints(constraints: Sequence[str | Constraint]) -> list[Constraint]
 
 def _mask(df: pd.DataFrame, value: Any, what: str) -> np.ndarray:
     if isinstance(value, pd.Series):
-        if not (pd.api.types.is_bool_dtype(value) or pd.api.types.is_numeric_dtype(value)):
+        if not pd.api.types.is_bool_dtype(value):
             raise ValueError(f"{what} must give true/false per design, got dtype {value.dtype}")
         return value.fillna(False).to_numpy(dtype=bool)
     if isinstance(value, (bool, np.bool_)):

@@ -259,7 +259,6 @@ class Store:
         if conn is None:
             with self._write() as c:
                 return self._insert_ignore(table, rows, keys, returning, c)
-        new: list[Any] = []
         if self._dialect in ("sqlite", "postgresql"):
             if self._dialect == "sqlite":
                 from sqlalchemy.dialects.sqlite import insert
@@ -271,7 +270,7 @@ class Store:
             if returning:
                 return list(conn.execute(stmt.returning(table.c[returning]), rows).scalars())
             conn.execute(stmt, rows)
-            return new
+            return []
         # Portable fallback: select existing keys, insert the rest (inside the write lock).
         key = keys[0]
         wanted = [r[key] for r in rows]
@@ -280,8 +279,8 @@ class Store:
             existing.update(
                 conn.execute(sa.select(table.c[key]).where(table.c[key].in_(chunk))).scalars()
             )
-        fresh = [r for r in rows if r[key] not in existing]
-        for r in fresh:
+        new: list[Any] = []
+        for r in (r for r in rows if r[key] not in existing):
             try:
                 with conn.begin_nested():
                     conn.execute(table.insert().values(**r))
@@ -442,12 +441,13 @@ class Store:
                 if self._engine.dialect.update_returning:
                     claimed.extend(conn.execute(stmt.returning(d.c.design_id)).scalars())
                 else:  # pragma: no cover - dialects without UPDATE ... RETURNING
-                    mine = conn.execute(
-                        sa.select(d.c.design_id)
-                        .where(d.c.design_id.in_(chunk), d.c.status.in_(("queued", "failed")))
-                        .with_for_update()
-                    ).scalars()
-                    mine = list(mine)
+                    mine = list(
+                        conn.execute(
+                            sa.select(d.c.design_id)
+                            .where(d.c.design_id.in_(chunk), d.c.status.in_(("queued", "failed")))
+                            .with_for_update()
+                        ).scalars()
+                    )
                     if mine:
                         conn.execute(
                             d.update()
@@ -486,7 +486,8 @@ class Store:
             for chunk in _chunks(ids):
                 q = sa.select(d.c.design_id, d.c.status).where(d.c.design_id.in_(chunk))
                 if self._dialect != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises writers
-                    q = q.with_for_update()
+                    # row locks taken in one global order, so two writers cannot deadlock
+                    q = q.order_by(d.c.design_id).with_for_update()
                 status_of.update((i, s) for i, s in conn.execute(q))
             missing = [i for i in ids if i not in status_of]
             if missing:

@@ -139,6 +139,8 @@ def test_bad_objectives_and_names_are_clear():
         pareto_front(df, {"acc": "max"}, where="area < 3")
     with pytest.raises(ValueError, match="must compare columns"):
         pareto_front(df, {"acc": "max"}, where="3 + 4")
+    with pytest.raises(ValueError, match="must give true/false"):
+        pareto_front(df, {"acc": "max"}, where="energy * 2")
 
 
 def test_knee_point_on_known_front():
