@@ -9,7 +9,8 @@ really writes a trained artefact to a cache shared by every worker.
 
 * ``busy``: busy loop for ``seconds`` of *thread CPU time* (not wall time), so
   two workers squeezed onto one core take twice as long and a parallel
-  speed-up measured with it is honest.
+  speed-up measured with it is honest. An optional ``train.epochs`` design key
+  multiplies the work and lowers ``f2`` (for early stopping over epochs).
 * ``crash``: raises for designs whose ``i`` is in ``raise_on``; calls
   ``os._exit`` (the worker process dies, as on an out-of-memory kill) for
   designs in ``exit_on`` the first ``exit_times`` times, counted with marker
@@ -78,9 +79,12 @@ class BusyEvaluator(Evaluator):
 
     def evaluate(self, design: Design) -> Metrics:
         x = float(design.get("x", 0.0))
+        epochs = design.get("train.epochs")
         t0 = time.thread_time()
-        burn_cpu(self.seconds)
-        return {"f1": x, "f2": (1.0 - x) ** 2, "cpu_s": time.thread_time() - t0}
+        burn_cpu(self.seconds * (1.0 if epochs is None else float(epochs)))
+        # more epochs, lower f2: the shape early stopping over epochs must cope with
+        f2 = (1.0 - x) ** 2 + (0.0 if epochs is None else 1.0 / float(epochs))
+        return {"f1": x, "f2": f2, "cpu_s": time.thread_time() - t0}
 
 
 @register_evaluator("crash")
