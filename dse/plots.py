@@ -313,7 +313,7 @@ def parallel_coordinates(
     keep = [p for p in params if p in front and front[p].nunique(dropna=True) > 1]
     cols = keep + obj
     n = len(cols)
-    fig = Figure(figsize=(max(8.0, 0.62 * n + 2.5), 5.0), layout="constrained")
+    fig = Figure(figsize=(min(max(8.0, 0.62 * n + 2.5), 15.0), 5.0), layout="constrained")
     ax = fig.add_subplot()
     positions = np.empty((len(front), n))
     for j, col in enumerate(cols):

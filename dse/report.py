@@ -270,6 +270,32 @@ def _choose(ctx: _Context, chosen: list[str] | None) -> list[_Chosen]:
     return out
 
 
+_MAX_PARALLEL_PARAMS = 16  # beyond this the axes of a 1100-px-wide figure become unreadable
+
+
+def _parallel_params(ctx: _Context) -> tuple[list[str], list[str]]:
+    """(params to draw, numeric params left out) for the parallel-coordinates plot.
+
+    Every categorical param that varies over the front is kept (device, model and
+    method choices are what a CIM reader looks for). Numeric ones are kept too
+    unless that makes more than ``_MAX_PARALLEL_PARAMS`` axes (a 30-variable
+    ZDT1 study); then those most monotonically related to some objective over
+    the finished designs (largest |Spearman ρ|) are kept, in space order.
+    """
+    varying = [p for p in ctx.params if ctx.front[p].nunique(dropna=True) > 1]
+    numeric = [p for p in varying if pd.api.types.is_numeric_dtype(ctx.done[p])]
+    categorical = [p for p in varying if p not in numeric]
+    room = max(_MAX_PARALLEL_PARAMS - len(categorical), 0)
+    if len(numeric) <= room:
+        return varying, []
+    ranks = ctx.done[numeric + list(ctx.objectives)].apply(pd.to_numeric, errors="coerce").rank()
+    corr = ranks.corr().loc[numeric, list(ctx.objectives)].abs().max(axis=1).fillna(0.0)
+    keep = set(corr.sort_values(ascending=False, kind="stable").index[:room])
+    return [p for p in varying if p in keep or p in categorical], [
+        p for p in numeric if p not in keep
+    ]
+
+
 def _build_figures(ctx: _Context) -> None:
     obj = ctx.objectives
     if len(obj) >= 2 and not ctx.front.empty:
@@ -297,6 +323,14 @@ def _build_figures(ctx: _Context) -> None:
             )
         )
     if len(ctx.front) >= 2:
+        shown, dropped = _parallel_params(ctx)
+        note = ""
+        if dropped:
+            note = (
+                f" {len(dropped)} more numeric params vary over the front but are left out "
+                "to keep the axes legible (those with the weakest rank correlation, |Spearman "
+                f"ρ|, with any objective over the finished designs): {', '.join(dropped)}."
+            )
         ctx.figures.append(
             _Figure(
                 "parallel",
@@ -304,10 +338,10 @@ def _build_figures(ctx: _Context) -> None:
                 "Params (left) then objectives (shaded, right), each normalised to [0, 1] "
                 "over the front with its range printed at the ends; params constant over "
                 "the front are omitted. Colour: the first objective (dark = better). "
-                "Red: the knee point.",
+                "Red: the knee point." + note,
                 plots.parallel_coordinates(
                     ctx.front,
-                    ctx.params,
+                    shown,
                     obj,
                     log_params=ctx.log_params,
                     knee_id=None if ctx.knee is None else str(ctx.knee["design_id"]),

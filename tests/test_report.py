@@ -155,18 +155,18 @@ DTLZ_SPEC = {
 }
 
 
-def zdt1_frame(n: int = 80, seed: int = 2) -> pd.DataFrame:
-    """ZDT1 (2 objectives, 5 vars) evaluated by pymoo; no breakdown metrics."""
+def zdt1_frame(n: int = 80, seed: int = 2, n_var: int = 5) -> pd.DataFrame:
+    """ZDT1 (2 objectives) evaluated by pymoo; no breakdown metrics."""
     from pymoo.problems import get_problem
 
     rng = np.random.default_rng(seed)
-    prob = get_problem("zdt1", n_var=5)
-    x = rng.uniform(0, 1, (n, 5))
+    prob = get_problem("zdt1", n_var=n_var)
+    x = rng.uniform(0, 1, (n, n_var))
     x[: n // 2, 1:] *= 0.05  # half the designs close to the true front
     f = prob.evaluate(x)
     status = np.array(["done"] * (n - 3) + ["failed"] * 3, dtype=object)
     f[n - 3 :] = np.nan
-    cols = {f"x_{i}": x[:, i] for i in range(5)}
+    cols = {f"x_{i}": x[:, i] for i in range(n_var)}
     return pd.DataFrame({**_meta(n, rng, status), **cols, "f1": f[:, 0], "f2": f[:, 1]})
 
 
@@ -298,6 +298,18 @@ def test_two_objectives_without_breakdowns(tmp_path):
     assert _parse(path).front_rows == len(front) + 1
     # vector params x: {size: 5} are the columns x_0..x_4 and appear in the table
     assert all(f"<th>x_{i}</th>" in text for i in range(5))
+
+
+def test_parallel_coordinates_keeps_wide_spaces_legible(tmp_path):
+    # 30 variables: only the 16 params most rank-correlated with an objective are drawn,
+    # and the caption names the rest; x_0 *is* f1 in ZDT1, so it must be kept
+    spec = {**ZDT_SPEC, "space": {"x": {"size": 30, "low": 0.0, "high": 1.0}}}
+    text = write_report(zdt1_frame(n_var=30), spec, tmp_path).read_text()
+    m = re.search(r"with any objective over the finished designs\): ([^.]+)\.", text)
+    assert m, "caption must name the params left out"
+    dropped = m.group(1).split(", ")
+    assert len(dropped) == 30 - 16 and "x_0" not in dropped
+    assert all(re.fullmatch(r"x_\d+", d) for d in dropped)
 
 
 def test_chosen_designs_and_bad_input(tmp_path):
