@@ -54,13 +54,13 @@ class DatasetError(ValueError):
 class Dataset:
     """Train/test tensors of one classification task, inputs in [0, 1]."""
 
-    name: str
     train_x: torch.Tensor  # float32, (N, *input_shape)
     train_y: torch.Tensor  # int64, (N,)
     test_x: torch.Tensor
     test_y: torch.Tensor
     input_shape: tuple[int, ...]  # (C, H, W) for images, (L,) for sequences
     num_classes: int
+    name: str = ""
 
     @property
     def input_size(self) -> int:
