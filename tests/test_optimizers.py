@@ -1,9 +1,7 @@
 """Optimizers: contract, seeds, conditions, failures, constraints, warm start, search quality.
 
-Every test drives the optimizer with a tiny ask -> evaluate -> tell loop (the
-engine-level versions live with the study loop). Search-quality budgets are
-stated in each test; hypervolume is pymoo's ``HV`` with the stated reference point
-over every evaluated design, as a fraction of the true front's hypervolume.
+Every test drives the optimizer with a tiny ask -> evaluate -> tell loop; the
+search-quality checks go through the whole engine in tests/test_search_quality.py.
 """
 
 from __future__ import annotations
@@ -266,35 +264,5 @@ def test_qmc_covers_the_space_more_evenly_than_random() -> None:
     assert qmc.discrepancy(points("qmc")) < 0.5 * qmc.discrepancy(points("random"))
 
 
-# --------------------------------------------------------------------------- search quality
-
-
-@pytest.mark.parametrize("problem", ["zdt1", "zdt2"])
-def test_nsga2_reaches_95_percent_of_the_true_front_on_zdt(problem: str) -> None:
-    # ZDT with n_var=10, population 40, 100 generations (4000 evaluations), ref (1.1, 1.1)
-    ev, space, evaluate = bench(problem, n_var=10)
-    opt = create_optimizer("nsga2", space, {"f1": "min", "f2": "min"}, [], 0, {"population": 40})
-    told = drive(opt, evaluate, budget=4000, batch=40)
-    assert hv_fraction(ev, told, [1.1, 1.1]) >= 0.95
-
-
-def test_nsga3_reaches_90_percent_of_the_true_front_on_dtlz2() -> None:
-    # 3-objective DTLZ2 (n_var=12), 12 partitions = 91 directions, population 92,
-    # 60 generations (5520 evaluations), ref (1.1, 1.1, 1.1)
-    ev, space, evaluate = bench("dtlz2", n_obj=3)
-    objectives = {"f1": "min", "f2": "min", "f3": "min"}
-    opt = create_optimizer("nsga3", space, objectives, [], 0, {"partitions": 12})
-    assert opt.population == 92
-    told = drive(opt, evaluate, budget=92 * 60, batch=92)
-    assert hv_fraction(ev, told, [1.1, 1.1, 1.1]) >= 0.90
-
-
-def test_nsga2_beats_random_search_at_equal_budget_on_every_seed() -> None:
-    # ZDT1 with n_var=4, 400 evaluations each (NSGA-II: population 20, 20 generations)
-    ev, space, evaluate = bench("zdt1", n_var=4)
-    objectives = {"f1": "min", "f2": "min"}
-    for seed in range(5):
-        nsga = drive(create_optimizer("nsga2", space, objectives, [], seed, {"population": 20}),
-                     evaluate, 400, 20)  # fmt: skip
-        rand = drive(create_optimizer("random", space, objectives, [], seed, {}), evaluate, 400, 20)
-        assert hv_fraction(ev, nsga, [1.1, 1.1]) > hv_fraction(ev, rand, [1.1, 1.1]), seed
+# Search-quality checks (ZDT1/2, DTLZ2, NSGA-II vs random) run through the whole engine in
+# tests/test_search_quality.py, with the same budgets.
