@@ -4,8 +4,8 @@ Why static and self-contained: reports are read on laptops, attached to
 e-mails and opened on air-gapped lab machines long after the study ran. The
 HTML therefore references nothing outside itself: figures are embedded as
 base64 PNGs (and also written next to it, for slides and papers), the styles
-are inline, and the only script is a ~30-line table sorter. No CDN, no fonts,
-no network.
+are inline, and the only script is small and inline (a table sorter and a
+drag-to-rotate 3-D canvas). No CDN, no fonts, no network.
 
 Which designs are Pareto-optimal, the knee point and the hypervolume all come
 from :mod:`dse.query`; this module only lays them out, so ``dse pareto`` and
@@ -354,8 +354,9 @@ def _build_figures(ctx: _Context) -> None:
             _Figure(
                 "hypervolume",
                 "Hypervolume over evaluations",
-                "Hypervolume dominated by the running front (feasible designs only), "
-                "after each completed evaluation, against the reference point above.",
+                "Hypervolume dominated by the running front (feasible done designs) as "
+                "evaluations complete (done or failed, in completion order), against the "
+                "fixed reference point stated in the summary.",
                 plots.hypervolume_curve(ctx.hv_history, x=x, y=y, ref_point=ctx.ref_point),
             )
         )
