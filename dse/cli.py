@@ -220,6 +220,8 @@ def _print_front(view: Any, limit: int | None = 30) -> None:
         list(objectives)[0], ascending=objectives[list(objectives)[0]] == "min"
     )
     table = _front_table(front, view.spec, all_columns=False)
+    if table.shape[1] > 12:  # keep the summary readable; `dse pareto` shows every column
+        table = table.iloc[:, :12]
     print(
         f"Pareto front: {len(front)} designs ({', '.join(f'{k} {v}' for k, v in objectives.items())})"
     )
