@@ -162,3 +162,21 @@ def test_optuna_values_outside_space_fall_back_to_observed_range(tmp_path):
 def test_optuna_needs_a_spec(tmp_path):
     with pytest.raises(ExportError, match="no saved spec"):
         to_optuna(Store(tmp_path / "empty.db"), f"sqlite:///{tmp_path / 'o.db'}")
+
+
+def test_optuna_distributions_from_evaluator_default_space(tmp_path):
+    """A spec without ``space:`` uses the evaluator's default space (zdt1: x_i in [0, 1])."""
+    s = Store(tmp_path / "s.db")
+    spec = {
+        "name": "zdt",
+        "evaluator": {"name": "zdt1", "n_var": 2},
+        "objectives": {"f1": "min", "f2": "min"},
+    }
+    s.save_spec("zdt", spec)
+    s.add_designs([("a", {"x_0": 0.2, "x_1": 0.3}, None)])
+    s.mark_running(["a"], "w")
+    s.record_results([EvalResult("a", "done", {"f1": 0.2, "f2": 0.9})])
+    study = to_optuna(s, optuna.storages.InMemoryStorage())
+    dist = study.trials[0].distributions
+    assert dist == {n: optuna.distributions.FloatDistribution(0.0, 1.0) for n in ("x_0", "x_1")}
+    assert study.trials[0].values == [0.2, 0.9]
