@@ -34,6 +34,10 @@ class ExportError(ValueError):
 
 
 # ---------------------------------------------------------------------- Parquet
+def _nullable(s: pd.Series) -> list[Any]:
+    return s.astype(object).where(s.notna(), None).tolist()
+
+
 def _arrow_column(name: str, s: pd.Series) -> pa.Array:
     if name in _TIME_META:  # epoch seconds -> UTC timestamps
         us = (s.to_numpy(dtype=np.float64) * 1e6).round()
@@ -41,26 +45,15 @@ def _arrow_column(name: str, s: pd.Series) -> pa.Array:
         return pa.array(
             np.where(mask, 0, us).astype(np.int64), pa.timestamp("us", tz="UTC"), mask=mask
         )
-    if name in _TEXT_META:
-        return pa.array(s.astype(object).where(s.notna(), None).tolist(), pa.string())
-    if pd.api.types.is_bool_dtype(s):
-        return pa.array(s.astype(object).where(s.notna(), None).tolist(), pa.bool_())
-    if pd.api.types.is_integer_dtype(s):
-        return pa.array(
-            s.astype("Int64").to_numpy(dtype=np.int64, na_value=0),
-            pa.int64(),
-            mask=s.isna().to_numpy(),
-        )
-    if pd.api.types.is_numeric_dtype(s):
-        return pa.array(s.to_numpy(dtype=np.float64, na_value=np.nan), pa.float64())
-    # categoricals and any other values: text, nulls kept
-    return pa.array(
-        [
-            None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else str(v)
-            for v in s.astype(object)
-        ],
-        pa.string(),
-    )
+    if name not in _TEXT_META:
+        if pd.api.types.is_bool_dtype(s):
+            return pa.array(_nullable(s), pa.bool_())
+        if pd.api.types.is_integer_dtype(s):
+            return pa.array(_nullable(s), pa.int64())
+        if pd.api.types.is_numeric_dtype(s):
+            return pa.array(s.to_numpy(dtype=np.float64, na_value=np.nan), pa.float64())
+    # ids, status, error text, categoricals: strings, nulls kept
+    return pa.array([None if v is None else str(v) for v in _nullable(s)], pa.string())
 
 
 def to_parquet(store: Store, path: str | os.PathLike[str]) -> int:
