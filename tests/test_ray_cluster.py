@@ -93,7 +93,6 @@ def test_spreads_over_both_nodes_and_survives_killed_workers(cluster, tmp_path: 
     runner.submit([EvalTask(i, {"x": 0.5}) for i in ids])
     first = runner.results(timeout=30)
     assert first, "nothing finished"
-    assert len({r.worker.split(":")[0] for r in first} | {"x"}) >= 2
     time.sleep(0.2)  # the same worker process has picked up its next design
     os.kill(int(first[0].worker.rsplit(":", 1)[1]), signal.SIGKILL)
     out = _once_each(first + drain(runner), ids)
@@ -110,15 +109,15 @@ def test_same_training_key_trains_once_on_the_cluster(cluster, tmp_path: Path):
         for j in range(3)
         for t in range(3)
     ]
+    out: list = []
     for k in range(0, len(tasks), 3):  # arriving in waves, keys interleaved
         runner.submit(tasks[k : k + 3])
-        runner.results(timeout=0.05)
-    out = drain(runner)
+        out += runner.results(timeout=0.05)
+    out = list(_once_each(out + drain(runner), [t.design_id for t in tasks]).values())
+    assert all(r.status == "done" for r in out)
     trainings = read_trainings(tmp_path)
-    assert sorted(tr["t"] for tr in trainings) == [0, 1, 2]
-    recorded = len(list((tmp_path / "models").glob("*.json")))
-    assert recorded == 3
-    assert len(out) + 0 <= len(tasks)  # results of the waves were partly read above
+    assert sorted(tr["t"] for tr in trainings) == [0, 1, 2]  # each key trained once, cluster-wide
+    assert len(list((tmp_path / "models").glob("*.json"))) == 3
     runner.close()
 
 

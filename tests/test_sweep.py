@@ -52,6 +52,18 @@ def test_rungbook_keeps_top_fraction_by_rank_on_every_objective():
         RungBook({"err": "down"}, rungs=[1])
 
 
+def test_resource_budget_stopper_counts_cpu_time_times_resources():
+    pytest.importorskip("ray")
+    from dse.sweep import ResourceBudgetStopper
+
+    stop = ResourceBudgetStopper(cpu_hours=1.0, gpu_hours=None, cpus_per_trial=4, gpus_per_trial=0)
+    for i in range(8):
+        assert stop(f"t{i}", {"time_this_iter_s": 100.0}) is False  # never stops one trial alone
+    assert not stop.stop_all()  # 8 x 100 s x 4 CPUs = 3200 CPU-s < 3600
+    stop("t9", {"time_this_iter_s": 100.0})
+    assert stop.stop_all() and stop.cpu_s == pytest.approx(3600.0)
+
+
 # --------------------------------------------------------------------------- sweeps (Ray Tune)
 ray = pytest.importorskip("ray")
 
