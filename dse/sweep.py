@@ -234,8 +234,21 @@ class _StoreCallback(_tune_callback_base()):  # type: ignore[misc]
             design = resolved.space.canonicalize(design)
         except ValueError:
             return  # halving resource not chosen by the searcher: nothing evaluable to record
-        error = getattr(trial, "error_message", None) or f"trial {trial.trial_id} errored"
-        self.record({}, error=f"trial error: {error}"[-4000:], design=design)
+        self.record({}, error=f"trial error: {_trial_error_text(trial)}"[-4000:], design=design)
+
+
+def _trial_error_text(trial: Any) -> str:
+    """The error Tune saved for a trial (its error file), else a generic line."""
+    try:
+        path = trial.error_file
+        if path and Path(path).exists():
+            return Path(path).read_text()
+        err = trial.get_error()
+        if err is not None:
+            return f"{type(err).__name__}: {err}"
+    except Exception:  # an unreadable error file must not stop the sweep
+        pass
+    return f"trial {trial.trial_id} errored (no error text saved)"
 
 
 def _tune_stopper_base() -> type:

@@ -206,3 +206,32 @@ def test_interrupted_sweep_restores_without_loss_or_duplicates(local_ray, tmp_pa
     frame = store.frame()
     assert frame["design_id"].is_unique
     assert (frame["status"] == "done").sum() == 10 == out.trials
+
+
+def test_failed_designs_and_dead_trials_are_recorded_as_failed(local_ray, tmp_path: Path):
+    from dse.sweep import run_sweep
+
+    spec = {
+        "name": "failing",
+        "evaluator": {
+            "name": "crash",
+            "raise_on": [0],  # the evaluation raises: recorded, told to Optuna as FAIL
+            "exit_on": [1],  # the trial process dies every time: Tune gives up on it
+            "exit_times": 99,
+            "marker_dir": str(tmp_path / "markers"),
+        },
+        "space": {"i": {"low": 0, "high": 1, "type": "int"}},
+        "objectives": {"y": "min", "z": "min"},
+        "budget": {"evaluations": 4},
+        "runner": {"kind": "ray", "max_retries": 0},
+    }
+    resolved, store = _open(spec, tmp_path)
+    out = run_sweep(
+        resolved, store, num_samples=4, max_concurrent=2, study_dir=tmp_path / "failing"
+    )
+    assert out.trials == 4
+    frame = store.frame()
+    assert frame["design_id"].is_unique and set(frame["status"]) == {"failed"}
+    for row in frame.itertuples():
+        expected = "fails on purpose" if row.i == 0 else "trial error"
+        assert expected in row.error
