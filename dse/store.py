@@ -556,22 +556,9 @@ class Store:
             rows = conn.execute(stmt).all()
         params = _loads_many([r.params for r in rows])
         metrics = _loads_many([r.metrics for r in rows])
+        # table columns and DesignRecord fields share names; only the JSON texts are decoded
         return [
-            DesignRecord(
-                design_id=r.design_id,
-                seq=r.seq,
-                params=p,
-                status=r.status,
-                attempts=r.attempts,
-                error=r.error,
-                training_key=r.training_key,
-                worker=r.worker,
-                created_at=r.created_at,
-                started_at=r.started_at,
-                finished_at=r.finished_at,
-                done_seq=r.done_seq,
-                metrics=m,
-            )
+            DesignRecord(**{**r._mapping, "params": p, "metrics": m})
             for r, p, m in zip(rows, params, metrics, strict=True)
         ]
 
