@@ -80,16 +80,16 @@ def test_spreads_over_both_nodes_and_survives_killed_workers(cluster, tmp_path: 
     # a design that calls os._exit on its first attempt, on whichever node runs it
     spec = EvaluatorSpec("crash", {"exit_on": [2, 5], "marker_dir": str(tmp_path), "seconds": 0.2})
     runner = RayRunner(spec, max_retries=2)
-    ids = [f"c{i}" for i in range(8)]
-    runner.submit([EvalTask(f"c{i}", {"i": i}) for i in range(8)])
+    ids = [f"c{i}" for i in range(6)]
+    runner.submit([EvalTask(f"c{i}", {"i": i}) for i in range(6)])
     out = _once_each(drain(runner), ids)
     assert all(r.status == "done" for r in out.values())
     assert out["c2"].attempts == 2 and out["c5"].attempts == 2
     runner.close()
 
     # kill -9 a busy worker from outside while it evaluates
-    runner = RayRunner(EvaluatorSpec("busy", {"seconds": 0.8}), max_retries=2)
-    ids = [f"b{i}" for i in range(5)]
+    runner = RayRunner(EvaluatorSpec("busy", {"seconds": 0.6}), max_retries=2)
+    ids = [f"b{i}" for i in range(4)]
     runner.submit([EvalTask(i, {"x": 0.5}) for i in ids])
     first = runner.results(timeout=30)
     assert first, "nothing finished"
@@ -123,7 +123,7 @@ def test_same_training_key_trains_once_on_the_cluster(cluster, tmp_path: Path):
 
 def test_node_removed_mid_run_loses_nothing(cluster):
     runner = RayRunner(EvaluatorSpec("busy", {"seconds": 1.0}), max_retries=2)
-    ids = [f"n{i}" for i in range(6)]
+    ids = [f"n{i}" for i in range(4)]
     runner.submit([EvalTask(i, {"x": 0.25}) for i in ids])
     first: list = []
     while len(first) < 2:  # both nodes done with their first design, both start a second
