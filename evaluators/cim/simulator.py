@@ -188,8 +188,23 @@ def _program(
         d = (pos - neg).unsqueeze(0).expand(s, -1, -1, -1)
     else:
         g0 = dev.g_min_us / dev.g_range_us  # g_min in range units
-        d = _cells(g0 + pos / L, dev, hw, s, gen, g0) - _cells(g0 + neg / L, dev, hw, s, gen, g0)
-        d = d * L
+        linear = (
+            dev.stuck_on_rate == 0
+            and dev.stuck_off_rate == 0
+            and hw.drift_time_s == 0
+            and g0 > 5 * dev.prog_sigma
+        )
+        if linear:
+            # Only Gaussian programming noise and g_min more than 5σ above 0 (clipping at
+            # G = 0 has probability < 3e-7): G⁺ − G⁻ = target difference + N(0, 2σ²).
+            base = (pos - neg).unsqueeze(0)
+            noise = torch.randn((s, *sv.shape), generator=gen, device=tdev, dtype=dtype)
+            d = noise.mul_(math.sqrt(2.0) * dev.prog_sigma * L).add_(base)
+        else:
+            d = _cells(g0 + pos / L, dev, hw, s, gen, g0) - _cells(
+                g0 + neg / L, dev, hw, s, gen, g0
+            )
+            d = d * L
     # (S, n_s, K', N') -> (S, K', n_s·N')
     d = d.permute(0, 2, 1, 3).reshape(s, p.k_rows, p.slices * p.n_cols)
     return _tile_rows(d, p)
@@ -270,10 +285,58 @@ class AnalogBackend:
     def program(self, instances: int, ideal: bool = False) -> None:
         self.instances = instances
         self.ideal = ideal
+        self.weights = {}
+        self.combined: dict[str, torch.Tensor] = {}
+        if not self.opts.quantize:
+            if not ideal:
+                self._program_combined(instances)
+                return
         self.weights = {
             n: _program(p, self.dev, self.hw, instances, self.gen, ideal)
             for n, p in self.prepared.items()
         }
+        if not self.opts.quantize:
+            # Without ADCs the shift-and-add over slices and tiles is linear, so it can be
+            # folded into one effective weight matrix per instance: (S, K', N).
+            for n, p in self.prepared.items():
+                if p.lm.binary_mram:
+                    continue
+                g = self.weights[n]  # (S, T, A, n_s·N)
+                s_, t_, a_, _ = g.shape
+                g = g.reshape(s_, t_ * a_, p.slices, p.n_cols)
+                comb = torch.einsum("skcn,c->skn", g, p.slice_weights)
+                self.combined[n] = comb[:, : p.k_rows].contiguous()
+
+    def _program_combined(self, s: int) -> None:
+        """Unquantized mode: draw the shift-and-added weight of each instance directly.
+
+        Σ_k 2^(c·k)·(D_k + √2·σ·L·ε_k) = D + √2·σ·L·sqrt(Σ_k 4^(c·k))·ε for the linear
+        Gaussian case (same distribution, one random draw per weight instead of per cell).
+        """
+        for n, p in self.prepared.items():
+            dev, L = self.dev, p.levels
+            g0 = dev.g_min_us / dev.g_range_us if dev.analog else 0.0
+            linear = (
+                dev.stuck_on_rate == 0
+                and dev.stuck_off_rate == 0
+                and self.hw.drift_time_s == 0
+                and (not dev.analog or g0 > 5 * dev.prog_sigma)
+            )
+            if p.lm.binary_mram or not linear:
+                g = _program(p, dev, self.hw, s, self.gen, False)
+                self.weights[n] = g
+                if not p.lm.binary_mram:
+                    s_, t_, a_, _ = g.shape
+                    g = g.reshape(s_, t_ * a_, p.slices, p.n_cols)
+                    comb = torch.einsum("skcn,c->skn", g, p.slice_weights)
+                    self.combined[n] = comb[:, : p.k_rows].contiguous()
+                continue
+            base = torch.einsum("ckn,c->kn", p.slice_vals, p.slice_weights) * p.sign
+            sig = math.sqrt(2.0 * float((p.slice_weights**2).sum())) * dev.prog_sigma * L
+            noise = torch.randn(
+                (s, *base.shape), generator=self.gen, device=base.device, dtype=base.dtype
+            )
+            self.combined[n] = noise.mul_(sig).add_(base)
 
     def __call__(self, layer: CrossbarMixin, x: torch.Tensor) -> torch.Tensor:
         name = self.names[id(layer)]
@@ -285,6 +348,17 @@ class AnalogBackend:
         xs = rows.reshape(s, -1, k)[:, :, lm.row_idx.to(rows.device)].to(p.slice_weights.dtype)
         m = xs.shape[1]
         planes, plane_w = self._encode_inputs(xs, p)  # (S, P·M, K'), (P,)
+        if name in self.combined and not self.calibrating:
+            y = torch.bmm(planes, self.combined[name])  # (S, M, N')
+            if self._read_noise_on():
+                # slices add independently: Σ_k 4^(c·k) times the per-slice read variance
+                k2 = float((p.slice_weights**2).sum())
+                std = self.dev.read_sigma * math.sqrt(2.0 * k2) * p.levels
+                std = std * planes.pow(2).sum(-1, keepdim=True).sqrt()
+                y = y + std * torch.randn(
+                    y.shape, generator=self.gen, device=y.device, dtype=y.dtype
+                )
+            return self._finish(layer, x, y * (p.x_step * p.w_scale), p, s, m, token)
         g = self.weights[name]  # (S, T, A', C)
         npl = plane_w.numel()
         if lm.binary_mram:
@@ -321,11 +395,23 @@ class AnalogBackend:
         psum = psum.sum(dim=1)  # (S, R, C)
         psum = psum.reshape(s, npl, m, p.slices, p.n_cols)
         y = torch.einsum("spmkn,p,k->smn", psum, plane_w, p.slice_weights)
-        y = y * (p.x_step * p.w_scale)
+        return self._finish(layer, x, y * (p.x_step * p.w_scale), p, s, m, token)
+
+    def _read_noise_on(self) -> bool:
+        return bool(
+            self.opts.read_noise and not self.ideal and self.dev.analog and self.dev.read_sigma > 0
+        )
+
+    def _finish(self, layer, x, y, p: _Prepared, s: int, m: int, token) -> torch.Tensor:
+        """Digital bias, scatter kept columns back to the layer's N outputs, reshape."""
+        lm = p.lm
         if p.bias_digital is not None:
             y = y + p.bias_digital
-        out = y.new_zeros(s, m, lm.n)
-        out[:, :, lm.col_idx.to(out.device)] = y
+        if lm.cols_logical == lm.n:
+            out = y
+        else:
+            out = y.new_zeros(s, m, lm.n)
+            out[:, :, lm.col_idx.to(out.device)] = y
         return layer.from_rows(out.reshape(s * m, lm.n).to(x.dtype), token)
 
     def _encode_inputs(self, xs: torch.Tensor, p: _Prepared) -> tuple[torch.Tensor, torch.Tensor]:

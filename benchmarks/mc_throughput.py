@@ -1,0 +1,272 @@
+"""Monte-Carlo analog-inference throughput, measured side by side with references.
+
+Prints, for an MLP 64-256-256-10 trained on scikit-learn digits and 64 chip instances:
+
+* achieved GFLOP/s of our simulator (matmul FLOPs it actually performs, incl. weight
+  slices and tile padding) beside ``torch.mm`` 2048×2048 on the same cores;
+* chip instances/s beside aihwkit-lightning (installed into its own venv under
+  ~/.cache/cim-dse; an instance = weights re-programmed with fresh Gaussian noise, then
+  one forward over the test set; quantization off on both sides, and ours with
+  per-tile ADC + activation quantization on);
+* peak resident memory;
+* hardware-only re-evaluation (same trained model; other ADC bits / array size /
+  device) with 32 instances.
+
+Usage: ``python benchmarks/mc_throughput.py [--instances 64] [--skip-aihwkit]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evaluators.cim.layers import CrossbarLinear  # noqa: E402
+from evaluators.cim.mapping import HardwareConfig, Mapping  # noqa: E402
+from evaluators.cim.simulator import SimOptions, build_backend, run_instances  # noqa: E402
+
+LIGHTNING_VERSION = "2.1.0"
+TORCH_VERSION = "2.13.0"
+
+
+def train_mlp(seed: int = 0):
+    d = load_digits()
+    x = torch.tensor(d.data / 16.0, dtype=torch.float32)
+    y = torch.tensor(d.target)
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(x), generator=g)
+    tr, te = perm[:1437], perm[1437:]
+    torch.manual_seed(seed)
+    net = nn.Sequential(
+        CrossbarLinear(64, 256),
+        nn.ReLU(),
+        CrossbarLinear(256, 256),
+        nn.ReLU(),
+        CrossbarLinear(256, 10),
+    )
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    for _ in range(60):
+        for i in range(0, len(tr), 128):
+            idx = tr[i : i + 128]
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
+            opt.step()
+    net.eval()
+    return net, x[tr], y[tr], x[te], y[te]
+
+
+def mm_gflops(n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    t = time.perf_counter()
+    for _ in range(reps):
+        torch.mm(a, b)
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def sim_flops(
+    mapping: Mapping, hw: HardwareConfig, n_samples: int, instances: int, quantize: bool
+) -> float:
+    """Matmul FLOPs the simulator performs: tiles × padded rows × (slices·cols) × cycles."""
+    total = 0.0
+    for lm in mapping.layers.values():
+        if not quantize and not lm.binary_mram:  # one matmul on the shift-and-added weight
+            total += 2.0 * n_samples * lm.rows_logical * lm.cols_logical
+            continue
+        rows = lm.row_tiles * hw.array_size // lm.rows_per_input
+        cyc = lm.input_cycles(hw) if quantize else 1
+        total += 2.0 * n_samples * cyc * rows * lm.cols_logical * lm.slices * lm.rows_per_input
+    return total * instances
+
+
+def time_ours(net, mapping, hw, xte, yte, instances, quantize, seed=0, reps=2):
+    opts = SimOptions(quantize=quantize, read_noise=quantize, memory_cap_bytes=64 * 2**20)
+    backend = build_backend(net, mapping, hw, hw.device_model(), seed=seed, opts=opts)
+    run_instances(net, backend, mapping, hw, xte, yte, min(instances, 4), opts)  # warm-up
+    best, acc = float("inf"), None
+    for _ in range(reps):
+        t = time.perf_counter()
+        correct = run_instances(net, backend, mapping, hw, xte, yte, instances, opts)
+        best = min(best, time.perf_counter() - t)
+        acc = correct.mean() / len(yte)
+    return best, acc
+
+
+LIGHTNING_CHILD = textwrap.dedent(
+    """
+    import json, sys, time, torch
+    from torch import nn
+    from aihwkit_lightning.nn.conversion import convert_to_analog
+    from aihwkit_lightning.simulator.configs import TorchInferenceRPUConfig, WeightModifierType
+    blob = torch.load(sys.argv[1], weights_only=True)
+    sigma, instances = float(sys.argv[2]), int(sys.argv[3])
+    torch.set_num_threads(int(sys.argv[4]))
+    net = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+    net.load_state_dict(blob["state"])
+    cfg = TorchInferenceRPUConfig()
+    cfg.forward.inp_res = -1          # quantization off
+    cfg.forward.out_res = -1
+    cfg.forward.out_noise = 0.0
+    cfg.modifier.type = WeightModifierType.ADD_NORMAL
+    cfg.modifier.std_dev = sigma      # relative to max|W| per layer
+    model = convert_to_analog(net, cfg)
+    model.train()                     # the modifier draws fresh weight noise every forward
+    x, y = blob["x"], blob["y"]
+    with torch.no_grad():
+        for _ in range(4):
+            model(x)
+        t = time.perf_counter()
+        correct = 0
+        for _ in range(instances):
+            correct += int((model(x).argmax(-1) == y).sum())
+        dt = time.perf_counter() - t
+    print(json.dumps({"seconds": dt, "instances_per_s": instances / dt, "accuracy": correct / instances / len(y)}))
+    """
+)
+
+
+def run_lightning(net, xte, yte, sigma: float, instances: int) -> dict | str:
+    cache = (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "cim-dse"
+        / "aihwkit-lightning-venv"
+    )
+    py = cache / "bin" / "python"
+    if not py.exists():
+        try:
+            subprocess.run(
+                [sys.executable, "-m", "venv", str(cache)], check=True, capture_output=True
+            )
+            cmd = [
+                str(py),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                f"aihwkit-lightning=={LIGHTNING_VERSION}",
+                f"torch=={TORCH_VERSION}",
+            ]
+            if not torch.cuda.is_available():  # CPU-only wheel of the same torch release
+                cmd += ["--extra-index-url", "https://download.pytorch.org/whl/cpu"]
+            subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=1800)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+            err = getattr(e, "stderr", "") or str(e)
+            return f"could not install aihwkit-lightning=={LIGHTNING_VERSION}: {str(err).strip()[-400:]}"
+    state = {k.replace(".", ".", 1): v for k, v in net.state_dict().items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        blob = Path(tmp) / "blob.pt"
+        script = Path(tmp) / "child.py"
+        torch.save({"state": state, "x": xte, "y": yte}, blob)
+        script.write_text(LIGHTNING_CHILD)
+        r = subprocess.run(
+            [str(py), str(script), str(blob), str(sigma), str(instances), str(torch.get_num_threads())],
+            capture_output=True, text=True, timeout=1800,
+        )  # fmt: skip
+    if r.returncode != 0:
+        return f"aihwkit-lightning run failed: {r.stderr.strip()[-600:]}"
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--instances", type=int, default=64)
+    ap.add_argument(
+        "--skip-aihwkit", action="store_true", help="do not install/run aihwkit-lightning"
+    )
+    args = ap.parse_args()
+    s = args.instances
+    print(f"threads: {torch.get_num_threads()}  torch {torch.__version__}")
+    net, xtr, _, xte, yte = train_mlp()
+    with torch.no_grad():
+        acc_dig = float((net(xte).argmax(-1) == yte).float().mean())
+    print(f"MLP 64-256-256-10 on digits: {len(xte)} test samples, digital accuracy {acc_dig:.4f}")
+
+    gf_mm = mm_gflops()
+    print(f"torch.mm 2048x2048: {gf_mm:.1f} GFLOP/s")
+
+    hw = HardwareConfig(
+        device="reram",
+        array_size=256,
+        adc_bits=8,
+        act_bits=8,
+        weight_bits=8,
+        cell_bits=4,
+        input_mode="dac",
+    )
+    mapping = Mapping.from_model(net, hw, sample_input=xtr[:256])
+    dev = hw.device_model()
+    # weight-noise level shared with aihwkit-lightning: our per-cell σ mapped to max|W| units
+    # (differential pair, 2 slices: the MSB slice dominates; σ_w ≈ √2·σ_prog·(L−1)·2^c / q_max)
+    lm0 = next(iter(mapping.layers.values()))
+    q_max = 2 ** (lm0.weight_bits - 1) - 1
+    lv = 2**lm0.cell_bits - 1
+    sigma_w = (2**0.5) * dev.prog_sigma * lv * (1 + 2**lm0.cell_bits) / q_max
+    print(
+        f"device {dev.name}: σ_prog = {dev.prog_sigma:.3f} of range → weight σ ≈ {sigma_w:.4f}·max|W|"
+    )
+
+    rows = []
+    for quantize in (True, False):
+        t, acc = time_ours(net, mapping, hw, xte, yte, s, quantize)
+        fl = sim_flops(mapping, hw, len(xte), s, quantize)
+        rows.append((quantize, t, acc, fl))
+        label = "ADC+act quantization ON " if quantize else "quantization OFF        "
+        print(
+            f"ours, {label}: {s} instances in {t:.3f} s = {s / t:7.1f} instances/s, "
+            f"{fl / t / 1e9:6.1f} GFLOP/s ({100 * fl / t / 1e9 / gf_mm:5.1f}% of torch.mm), mean acc {acc:.4f}"
+        )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory (process): {peak:.0f} MiB")
+
+    if args.skip_aihwkit:
+        print("aihwkit-lightning: skipped (--skip-aihwkit)")
+    else:
+        r = run_lightning(net, xte, yte, sigma_w, s)
+        if isinstance(r, str):
+            print(f"aihwkit-lightning: NOT MEASURED — {r}")
+        else:
+            ips = r["instances_per_s"]
+            print(
+                f"aihwkit-lightning {LIGHTNING_VERSION} (quantization off): {ips:.1f} instances/s, mean acc {r['accuracy']:.4f}"
+            )
+            for quantize, t, _, _ in rows:
+                print(
+                    f"  ratio ours/lightning, quantization {'on ' if quantize else 'off'}: {s / t / ips:.2f}x"
+                )
+
+    print(
+        "hardware-only re-evaluation (same trained model, 32 instances, mapping + calibration + MC):"
+    )
+    for kw in (
+        {"adc_bits": 4},
+        {"array_size": 64},
+        {"device": "pcm", "drift_time_s": 86400.0},
+        {"device": "sonos", "input_mode": "bit_serial"},
+    ):
+        hw2 = HardwareConfig(**{**hw.to_dict(), **kw})
+        t0 = time.perf_counter()
+        m2 = Mapping.from_model(net, hw2, sample_input=xtr[:256])
+        opts = SimOptions(memory_cap_bytes=64 * 2**20)
+        be = build_backend(net, m2, hw2, hw2.device_model(), opts=opts)
+        correct = run_instances(net, be, m2, hw2, xte, yte, 32, opts)
+        dt = time.perf_counter() - t0
+        print(f"  {kw}: {dt:.3f} s, mean acc {correct.mean() / len(yte):.4f}")
+
+
+if __name__ == "__main__":
+    main()
