@@ -165,7 +165,7 @@ def run_lightning(net, xte, yte, sigma: float, instances: int) -> dict | str:
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
             err = getattr(e, "stderr", "") or str(e)
             return f"could not install aihwkit-lightning=={LIGHTNING_VERSION}: {str(err).strip()[-400:]}"
-    state = {k.replace(".", ".", 1): v for k, v in net.state_dict().items()}
+    state = dict(net.state_dict())  # same keys as the plain nn.Linear Sequential
     with tempfile.TemporaryDirectory() as tmp:
         blob = Path(tmp) / "blob.pt"
         script = Path(tmp) / "child.py"
