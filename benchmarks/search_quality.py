@@ -42,6 +42,7 @@ runs dir and fresh model cache, ``--no-progress``) against its 5-minute target.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -488,6 +489,14 @@ def main(argv: list[str] | None = None) -> int:
         "--cache-dir", type=Path, help="trained-model cache (default: <workdir>/cache, i.e. cold)"
     )
     parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (e.g. one that registers your own optimizer); repeatable",
+    )
+    parser.add_argument(
         "--quickstart",
         action="store_true",
         help="also time 'dse run studies/quickstart.yaml' end to end",
@@ -498,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--fraction {args.fraction} must be in (0, 1]")
     if args.seeds < 1 or args.population < 2:
         parser.error("--seeds must be >= 1 and --population >= 2")
+    for module in args.imports:
+        importlib.import_module(module)
     print(f"measured under {_load()} on {os.cpu_count()} cores", flush=True)
 
     if not args.quickstart_only:
