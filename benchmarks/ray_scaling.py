@@ -136,6 +136,10 @@ def main() -> None:
     print(
         "\nratio column: speed-up over serial; Tune's per-trial time over the runner's per-design time"
     )
+    print(
+        f"load average at end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+        "(the speed-up is only meaningful when nothing else competes for the cores)"
+    )
 
 
 if __name__ == "__main__":
