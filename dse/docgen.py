@@ -12,7 +12,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dse.spec import BudgetSpec, OptimizerSpec, RunnerSpec, StagnationSpec, StudySpec
+from dse.spec import (
+    BudgetSpec,
+    HalvingSpec,
+    OptimizerSpec,
+    RunnerSpec,
+    StagnationSpec,
+    StudySpec,
+    SweepSpec,
+)
 
 _INTRO = """# Study-file reference
 
@@ -85,6 +93,8 @@ def generate() -> str:
         (StagnationSpec, "budget.stagnation"),
         (OptimizerSpec, "optimizer (extra keys are passed to the backend)"),
         (RunnerSpec, "runner"),
+        (SweepSpec, "sweep"),
+        (HalvingSpec, "sweep.halving"),
     ):
         parts.append(_section(model, title))
     return "\n".join(parts)

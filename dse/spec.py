@@ -108,7 +108,9 @@ class OptimizerSpec(BaseModel):
 class RunnerSpec(_Strict):
     """Where evaluations run: in-process (serial) or on Ray (local cores or a cluster)."""
 
-    kind: Literal["serial", "ray"] = Field("serial", description="serial (debug) or ray")
+    kind: Literal["serial", "ray"] = Field(
+        "ray", description="ray (local cores or a cluster) or serial (debug)"
+    )
     workers: int | None = Field(None, ge=1, description="local Ray workers (default: all cores)")
     address: str | None = Field(None, description="existing Ray cluster: auto or ray://host:port")
     num_cpus: float = Field(1.0, gt=0, description="CPUs per evaluation")
@@ -124,6 +126,24 @@ class RunnerSpec(_Strict):
     @classmethod
     def _timeout(cls, v: Any) -> float | None:
         return parse_duration(v)
+
+
+class HalvingSpec(_Strict):
+    """Multi-objective successive halving for sweeps: trials step ``resource`` through ``rungs``
+    and only the top 1/eta by non-dominated rank (crowding-distance tie-break) go on."""
+
+    resource: str = Field("train.epochs", description="design key stepped through the rungs")
+    rungs: list[float] = Field(
+        default_factory=lambda: [1, 3, 9], min_length=2, description="resource values"
+    )
+    eta: float = Field(3.0, gt=1, description="keep the top 1/eta at each rung")
+
+
+class SweepSpec(_Strict):
+    """Settings of ``dse sweep`` (Ray Tune) beyond the budget."""
+
+    halving: HalvingSpec | None = Field(None, description="early stopping over training epochs")
+    max_failures: int | None = Field(None, ge=0, description="Tune FailureConfig retries per trial")
 
 
 class StudySpec(_Strict):
@@ -145,6 +165,7 @@ class StudySpec(_Strict):
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec, description="search algorithm")
     budget: BudgetSpec = Field(description="when to stop")
     runner: RunnerSpec = Field(default_factory=RunnerSpec, description="where evaluations run")
+    sweep: SweepSpec | None = Field(None, description="dse sweep settings (halving, failures)")
     seed: int = Field(
         0, description="seeds the optimizer (same seed, same designs with the serial runner)"
     )

@@ -441,9 +441,16 @@ def run_sweep_cli(args: Any) -> int:
         (study_dir / "study.yaml").write_text(yaml.safe_dump(spec_dict, sort_keys=False))
     from dse.spec import parse_duration
 
+    sweep_spec = resolved.spec.sweep
+    halving = None
+    if sweep_spec is not None and sweep_spec.halving is not None:
+        h = sweep_spec.halving
+        halving = HalvingConfig(resource=h.resource, rungs=tuple(h.rungs), eta=h.eta)
     out = run_sweep(
         resolved,
         store,
+        halving=halving,
+        max_failures=sweep_spec.max_failures if sweep_spec else None,
         time_budget_s=parse_duration(args.time_budget) if args.time_budget else None,
         num_samples=args.samples,
         max_concurrent=args.max_concurrent,

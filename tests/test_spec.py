@@ -105,3 +105,16 @@ def test_study_file_reference_is_current():
 
     committed = (Path(__file__).resolve().parents[1] / "docs" / "study-file.md").read_text()
     assert committed == generate(), "regenerate with: python -m dse.docgen > docs/study-file.md"
+
+
+def test_sweep_halving_section(zdt_spec):
+    zdt_spec["sweep"] = {"halving": {"resource": "train.epochs", "rungs": [1, 3, 9], "eta": 3}}
+    assert load_spec(zdt_spec).spec.sweep.halving.rungs == [1, 3, 9]
+    zdt_spec["sweep"]["halving"]["eta"] = 1
+    with pytest.raises(SpecError, match="sweep.halving.eta"):
+        load_spec(zdt_spec)
+
+
+def test_ray_is_the_default_runner(zdt_spec):
+    del zdt_spec["runner"]
+    assert load_spec(zdt_spec).spec.runner.kind == "ray"
