@@ -328,6 +328,8 @@ def enumerate_space(space: dict[str, Any], args: argparse.Namespace) -> Enumerat
     front = pareto_front(frame, OBJECTIVES)
     parquet = args.workdir / "exhaustive.parquet"
     to_parquet(view.store, parquet)
+    if args.verify:
+        verify_replay(view.spec, parquet, args.verify)
     return Enumeration(
         n=n,
         wall_s=wall,
@@ -338,6 +340,34 @@ def enumerate_space(space: dict[str, Any], args: argparse.Namespace) -> Enumerat
         hv=hv.value,
         ref=hv.ref_point,
         parquet=parquet,
+    )
+
+
+def verify_replay(spec: dict[str, Any], parquet: Path, n: int) -> None:
+    """Re-evaluate ``n`` recorded designs with a fresh ``cim`` evaluator; compare with the replay.
+
+    Same evaluator options (hence the same trained-model cache), new process state:
+    what the lookup evaluator serves must be what a new evaluation returns.
+    """
+    from evaluators.base import create_evaluator
+
+    options = {k: v for k, v in spec["evaluator"].items() if k != "name"}
+    fresh = create_evaluator(spec["evaluator"]["name"], **options)
+    replay = LookupEvaluator(str(parquet))
+    space = SearchSpace.from_dict(spec["space"])
+    keys = list(replay._table)
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for i in rng.choice(len(keys), size=min(n, len(keys)), replace=False):
+        design = space.canonicalize(dict(keys[int(i)]))  # declared types back (64.0 -> 64)
+        got = fresh.evaluate(design)
+        want = replay.evaluate(design)
+        for m in OBJECTIVES:
+            worst = max(worst, abs(got[m] - want[m]) / max(abs(want[m]), 1e-12))
+    print(
+        f"replay check: {min(n, len(keys))} recorded designs re-evaluated from scratch by "
+        f"'{spec['evaluator']['name']}'; largest relative objective difference {worst:.2e}",
+        flush=True,
     )
 
 
@@ -487,6 +517,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--cache-dir", type=Path, help="trained-model cache (default: <workdir>/cache, i.e. cold)"
+    )
+    parser.add_argument(
+        "--verify",
+        type=int,
+        default=4,
+        metavar="N",
+        help="re-evaluate N recorded designs from scratch to check the replay (0: skip)",
     )
     parser.add_argument(
         "--import",
