@@ -37,6 +37,14 @@ def test_sonos_matches_crosssim_saturated_sigma():
     assert get_device("sonos").prog_sigma == pytest.approx(19.88665 / 1600, rel=0.01)
 
 
+def test_sonos_full_scale_current_matches_crosssim():
+    # CrossSim SONOS (v2.0 custom error model and v3 SONOS.py): I_max = 1600 nA at V_read,
+    # i.e. G_max·V_read; and its read costs less than ReRAM's per cell (subthreshold).
+    d = get_device("sonos")
+    assert d.g_max_us * d.read_voltage_v * 1e3 == pytest.approx(1600.0, rel=1e-6)
+    assert d.cell_read_energy_pj() < get_device("reram").cell_read_energy_pj()
+
+
 def test_scaled_multiplies_every_sigma_and_weight_sigma():
     for name in ("reram", "pcm", "mram"):
         d = get_device(name)

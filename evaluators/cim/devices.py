@@ -220,6 +220,10 @@ _DEVICES: dict[str, DeviceModel] = {
         read_sigma=0.0079,
         # CrossSim models SONOS drift with per-day polynomials (1-5 days); we do not
         # extrapolate them, so no power-law drift here.
+        # Read at CrossSim's V_read = 0.1 V (xbar_parameters default; I_max = 1600 nA in both
+        # CrossSim v2.0, the Xiao TCAS-I 2022 model, and v3). Subthreshold reads make a SONOS
+        # cell cheaper than a ReRAM one; seed 002's 2020 SONOS > ReRAM energies come from an
+        # unpublished script (see tests/test_cim_cost.py, known discrepancy).
         read_voltage_v=0.1,
         read_pulse_s=10e-9,
         # 2T SONOS NOR cell (Cypress/Infineon 40 nm eCT): ≈ 60 F² (order of magnitude).
