@@ -34,6 +34,7 @@ from .. import mram
 from ..layers import CrossbarMixin
 from .config import TrainConfig
 from .methods import TrainingMethod
+from .noise import randn
 from .sddhr import mean_output_std
 
 
@@ -117,7 +118,7 @@ class MRAMAnalyticNoise:
 
     def output_std(self, layer: CrossbarMixin, rows: torch.Tensor) -> torch.Tensor:
         """(M, N) std of each normalised column output."""
-        x = rows.detach()
+        x = rows
         w = layer.matrix().detach()
         var = self.var_mean * x.pow(2).sum(1, keepdim=True) + self.var_diff * ((x * x.abs()) @ w)
         return var.clamp_min(0).sqrt()
@@ -130,7 +131,7 @@ class MRAMAnalyticNoise:
             std: torch.Tensor | float = self.fixed_sigma
         else:
             std = self.output_std(layer, rows)
-        y = y + std * torch.randn(y.shape, generator=self.generator).to(y)
+        y = y + std * randn(y.shape, self.generator, y)
         return layer.from_rows(_bias(layer, y), token)
 
 

@@ -21,6 +21,8 @@ quantized weight without any change to ``layers.py``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -97,8 +99,10 @@ class BitPlanes(nn.Module):
 class BSQ:
     """Installs :class:`BitPlanes` on every non-binary crossbar layer of a trained model."""
 
-    def __init__(self, model: nn.Module, init_bits: int = 8):
+    def __init__(self, model: nn.Module, init_bits: int = 8, pruner: Any | None = None):
         self.layers: list[tuple[CrossbarMixin, BitPlanes]] = []
+        #: pruned groups stay zero through BSQ (weight-shaped masks by layer)
+        self.masks = {id(layer): m for layer, m in (pruner.masks if pruner else [])}
         self.binary_params = 0
         for _, layer in crossbar_layers(model):
             if layer.binary:
@@ -118,9 +122,14 @@ class BSQ:
             out = out + p.pos[0].numel() * p.bits / self.total * p.bit_group_lasso()
         return out  # type: ignore[return-value]
 
+    @torch.no_grad()
     def clamp_(self) -> None:
-        for _, p in self.layers:
+        for layer, p in self.layers:
             p.clamp_()
+            m = self.masks.get(id(layer))
+            if m is not None:
+                p.pos.mul_(m)
+                p.neg.mul_(m)
 
     def requantize(self) -> None:
         for _, p in self.layers:
@@ -138,6 +147,10 @@ class BSQ:
         n_params = self.total + self.binary_params
         avg = (bits_x_params + self.binary_params) / n_params
         return {"avg_weight_bits": avg, "compression": 32.0 / avg}
+
+    def parameters(self) -> list[nn.Parameter]:
+        """Current bit planes and scales (re-created at every re-quantization)."""
+        return [t for _, p in self.layers for t in (p.pos, p.neg, p.scale)]
 
     def bits(self) -> list[int]:
         return [p.bits for _, p in self.layers]

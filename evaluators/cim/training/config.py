@@ -91,6 +91,8 @@ class TrainConfig:
     bsq_init_bits: int = 8
     #: BSQ phase length in epochs (None: same as ``epochs``)
     bsq_epochs: int | None = None
+    #: SGD learning rate of the bit planes during the BSQ phase
+    bsq_lr: float = 0.1
     #: re-quantize bit planes and adjust precision every this many epochs
     bsq_requant_every: int = 1
     #: as_ddhr: the one output-noise sigma used for all layers, in pre-activation units
@@ -122,6 +124,8 @@ class TrainConfig:
             _check_int("bsq_epochs", self.bsq_epochs, 0)
         if self.adc_bits is not None:
             _check_int("hw.adc_bits", self.adc_bits, 1, 16)
+        if not (self.bsq_lr > 0):
+            raise TrainConfigError(f"bsq_lr={self.bsq_lr!r} must be > 0")
         if not (self.lr > 0):
             raise TrainConfigError(f"train.lr={self.lr!r} must be > 0")
         for name in ("group_hs", "hoyer", "group_lasso", "bsq_alpha", "weight_decay"):

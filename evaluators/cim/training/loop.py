@@ -52,19 +52,26 @@ def train_model(
     method = build_method(config, model, device_model, x[: min(len(x), 256)].to(dev), gen)
 
     model.train()
-    last = _fit(model, x, y, config, method, config.epochs, gen, params=None)
+    last = _fit(model, x, y, config, method, config.epochs, gen) or (math.nan, math.nan)
+    pruner: Pruner | None = None
     if config.prune_threshold > 0:
         pruner = Pruner.from_model(model, config.prune_threshold)
         pruner.apply()
-        last = _fit(model, x, y, config, method, config.finetune_epochs, gen, pruner=pruner)
+        last = _fit(model, x, y, config, method, config.finetune_epochs, gen, pruner=pruner) or last
     bits: dict[str, float] = {"avg_weight_bits": 32.0, "compression": 1.0}
     if config.bsq_alpha > 0:
-        bsq = BSQ(model, config.bsq_init_bits)
+        bsq = BSQ(model, config.bsq_init_bits, pruner)
         bsq_epochs = config.epochs if config.bsq_epochs is None else config.bsq_epochs
         for epoch in range(bsq_epochs):
-            last = _fit(model, x, y, config, method, 1, gen, bsq=bsq)
+            last = (
+                _fit(model, x, y, config, method, 1, gen, bsq=bsq, bsq_alpha=config.bsq_alpha)
+                or last
+            )
             if (epoch + 1) % config.bsq_requant_every == 0:
                 bsq.requantize()
+        bsq.requantize()
+        # BSQ's last step: fine-tune at the precision found, without the bit penalty
+        last = _fit(model, x, y, config, method, config.finetune_epochs, gen, bsq=bsq) or last
         bits = bsq.finish()
     model.eval()
     with torch.no_grad():
@@ -108,13 +115,26 @@ def _fit(
     params: list[torch.Tensor] | None = None,
     pruner: Pruner | None = None,
     bsq: BSQ | None = None,
-) -> tuple[float, float]:
-    """Run ``epochs`` epochs; return (mean loss, accuracy) of the last epoch."""
+    bsq_alpha: float = 0.0,
+) -> tuple[float, float] | None:
+    """Run ``epochs`` epochs; return (mean loss, accuracy) of the last one (None if none)."""
     if epochs <= 0:
-        return (math.nan, math.nan)
+        return None
     dev = next(model.parameters()).device
     params = [p for p in model.parameters() if p.requires_grad] if params is None else params
-    opt = _optimizer(config, params)
+    if bsq is not None:
+        # BSQ's bit planes train with plain SGD+momentum: the CE gradient of plane b is
+        # 2^b times that of the LSB plane, which is what lets the bit-level group Lasso
+        # zero low-significance planes first. A per-parameter-normalised optimiser
+        # (Adam) would move every plane at the same rate and erase that ordering.
+        plane_ids = {id(p) for p in bsq.parameters()}
+        rest = [p for p in params if id(p) not in plane_ids]
+        opts = [torch.optim.SGD(bsq.parameters(), lr=config.bsq_lr, momentum=0.9)]
+        if rest:
+            opts.append(_optimizer(config, rest))
+        opt = _Multi(opts)
+    else:
+        opt = _optimizer(config, params)
     n = len(x)
     last = (math.nan, math.nan)
     for _ in range(epochs):
@@ -125,8 +145,8 @@ def _fit(
             xb, yb = x[idx].to(dev), y[idx].to(dev)
             loss, logits = step_loss(model, method, xb, yb)
             total = loss + regularization(model, config)
-            if bsq is not None:
-                total = total + config.bsq_alpha * bsq.penalty()
+            if bsq is not None and bsq_alpha > 0:
+                total = total + bsq_alpha * bsq.penalty()
             opt.zero_grad(set_to_none=True)
             total.backward()
             if pruner is not None:
@@ -135,7 +155,7 @@ def _fit(
             if pruner is not None:
                 pruner.apply()
             if bsq is not None:
-                bsq.clamp_()
+                bsq.clamp_()  # also re-applies the pruning mask to the planes
             with torch.no_grad():
                 pred = logits[: len(yb)].argmax(-1)
                 tot_correct += int((pred == yb).sum())
@@ -143,6 +163,21 @@ def _fit(
                 seen += len(yb)
         last = (tot_loss / seen, tot_correct / seen)
     return last
+
+
+class _Multi:
+    """Several optimisers stepped together (BSQ planes + the remaining parameters)."""
+
+    def __init__(self, opts: list[torch.optim.Optimizer]):
+        self.opts = opts
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.opts:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for o in self.opts:
+            o.step()
 
 
 def _optimizer(config: TrainConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:

@@ -26,7 +26,7 @@ from torch import nn
 from ..layers import CrossbarMixin, use_backend
 from .config import TrainConfig
 from .methods import TrainingMethod, device_sigma
-from .noise import WeightNoise, augmented_matrix, weight_range
+from .noise import WeightNoise, augmented_matrix, randn, weight_range
 
 
 class AnalyticOutputNoise:
@@ -37,7 +37,9 @@ class AnalyticOutputNoise:
     y_j ~ N(Σ_i W_ij x̃_i, (σ·range)²·‖x̃‖²): the two parameters of each layer's
     distribution are its mean (the digital result) and σ·range·‖x̃‖. Each crossbar input
     vector gets its own independent draw (the correlation of a conv's positions through
-    shared weights is the approximation PS-DDHR makes).
+    shared weights is the approximation PS-DDHR makes). The std keeps its gradient with
+    respect to the input (reparametrization y = μ + std·ε): the true per-sample model's
+    noise grows with ‖x̃‖, and training must see that lever to become robust.
 
     ``fixed_sigma`` switches to AS-DDHR: y ~ N(Wx̃, fixed_sigma²) in every layer.
     """
@@ -55,7 +57,7 @@ class AnalyticOutputNoise:
     def output_std(self, layer: CrossbarMixin, rows: torch.Tensor) -> torch.Tensor:
         """(M, 1) std of each crossbar input row's outputs under the PS-DDHR model."""
         w, s = augmented_matrix(layer)
-        sq = rows.detach().pow(2).sum(1, keepdim=True)
+        sq = rows.pow(2).sum(1, keepdim=True)
         if s is not None:
             sq = sq + s.detach() ** 2
         return self.sigma * weight_range(w) * sq.sqrt()
@@ -64,10 +66,10 @@ class AnalyticOutputNoise:
         y = layer.digital(x)
         rows, token = layer.to_rows(x)
         if self.fixed_sigma is not None:
-            return y + self.fixed_sigma * torch.randn(y.shape, generator=self.generator).to(y)
+            return y + self.fixed_sigma * randn(y.shape, self.generator, y)
         n = rows.shape[0]
         std = self.output_std(layer, rows)
-        eps = torch.randn((n, layer.matrix().shape[1]), generator=self.generator).to(y)
+        eps = randn((n, layer.matrix().shape[1]), self.generator, y)
         return y + layer.from_rows(std * eps, token)
 
 
