@@ -51,7 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -292,7 +292,6 @@ class SearchRun:
     cache_hits: int
     stopped_by: str
     wall_s: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def enumerate_space(space: dict[str, Any], args: argparse.Namespace) -> Enumeration:
@@ -419,11 +418,10 @@ def time_quickstart(timeout_s: float) -> tuple[float, int, str]:
             cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s
         )
         wall = time.perf_counter() - t0
-    summary = next(
-        (ln for ln in proc.stdout.splitlines() if ln.startswith("study quickstart:")),
-        (proc.stdout + proc.stderr).strip().splitlines()[-1:] or [""],
-    )
-    return wall, proc.returncode, summary if isinstance(summary, str) else summary[0]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("study quickstart:")]
+    if not lines:  # failed: show where
+        lines = (proc.stdout + proc.stderr).strip().splitlines()[-5:] or ["(no output)"]
+    return wall, proc.returncode, "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- report
@@ -465,7 +463,7 @@ def print_report(enum: Enumeration, runs: list[SearchRun], args: argparse.Namesp
         vals = np.array(list(fr.values()))
         print(
             f"{opt:12s} mean {vals.mean():.4f} +- {vals.std(ddof=1) if len(vals) > 1 else 0.0:.4f} "
-            f"(min {vals.min():.4f}, max {vals.max():.4f}, {len(vals)} seeds)"
+            f"(sample std; min {vals.min():.4f}, max {vals.max():.4f}, {len(vals)} seeds)"
         )
     print()
     if "nsga2" in by_opt:
