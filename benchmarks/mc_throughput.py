@@ -140,11 +140,13 @@ LIGHTNING_CHILD = textwrap.dedent(
             raise SystemExit("weight noise not applied: two train-mode forwards are identical")
         for _ in range(3):
             model(x)
-        t = time.perf_counter()
-        correct = 0
-        for _ in range(instances):  # the reference API draws one instance per forward
-            correct += int((model(x).argmax(-1) == y).sum())
-        dt = time.perf_counter() - t
+        dt = float("inf")
+        for _ in range(2):  # best of 2, as for ours
+            t = time.perf_counter()
+            correct = 0
+            for _ in range(instances):  # the reference API draws one instance per forward
+                correct += int((model(x).argmax(-1) == y).sum())
+            dt = min(dt, time.perf_counter() - t)
     print(json.dumps({"seconds": dt, "instances_per_s": instances / dt,
                       "accuracy": correct / instances / len(y),
                       "version": aihwkit_lightning.__version__, "torch": torch.__version__}))
