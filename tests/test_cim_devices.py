@@ -71,3 +71,17 @@ def test_weight_sigma_of_differential_pair_and_mram():
     assert m.weight_sigma() == pytest.approx(expect)
     assert get_device("sram").weight_sigma() == 0.0
     assert get_device("mram").max_cell_bits == 1
+
+
+def test_word_line_voltage_defaults_to_logic_vdd_and_rejects_bad_values():
+    from dataclasses import replace
+
+    for name in DEVICE_NAMES:
+        d = get_device(name)
+        # no cited multi-volt read gate swing for any device: all word lines at logic V_dd
+        assert d.wl_voltage(0.9) == 0.9
+    sonos = replace(get_device("sonos"), wl_voltage_v=2.5)
+    assert sonos.wl_voltage(0.9) == 2.5
+    for bad in (0.0, -1.0, math.inf, math.nan, "3V"):
+        with pytest.raises(ValueError, match="wl_voltage_v"):
+            replace(get_device("sonos"), wl_voltage_v=bad)

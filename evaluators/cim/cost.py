@@ -5,9 +5,12 @@ Per layer and per crossbar vector (input vector × output positions × invocatio
 * array: every programmed cell on a driven row dissipates V²·G·t_pulse per read cycle
   (NeuroSim's array read term); G is the layer's mean programmed conductance
   (``LayerMapping.mean_g_fraction``) and half of the input bits are assumed to be 1;
-* DAC / row drivers: one 1-bit driver event per physical row per cycle (bit-serial), or
-  one b-bit DAC conversion per row (``dac`` mode; capacitive-DAC energy ∝ 2^b,
-  Saberi et al., IEEE TCAS-I 58(8), 2011);
+* DAC / word lines: every read cycle charges the word line of each driven physical row
+  *in every column tile the row spans* (each tile has its own row drivers, as the DAC
+  area term assumes): C_WL·V_WL², with C_WL = array_size·(pitch·C_wire + C_gate) and
+  V_WL the device's own word-line swing (``DeviceModel.wl_voltage``; logic V_dd for 1T1R
+  access gates); in ``dac`` mode each row also pays one b-bit DAC conversion
+  (capacitive-DAC energy ∝ 2^b, Saberi et al., IEEE TCAS-I 58(8), 2011);
 * ADC: one conversion per (row tile, weight column, slice, input cycle); Walden figure of
   merit E = FOM·2^b (Walden, IEEE JSAC 17(4), 1999);
 * shift-and-add: one ~16-bit add per conversion; activation: one requantising
@@ -62,10 +65,12 @@ ADC_FOM_J = 5e-15
 ADC_REF_NM = 32.0
 #: ISAAC (Shafiee et al., ISCA 2016, Table 1): 8 ADCs (8-bit, 1.28 GS/s) = 0.0096 mm² at 32 nm.
 ADC_AREA_8B_MM2 = 0.0012
-#: Row drivers are modelled physically: one driver event charges the row line,
-#: C_row = array_size · (cell pitch · C_wire + C_gate), to V_dd. C_wire = 0.2 fF/µm is the
-#: usual on-chip interconnect figure (ITRS interconnect tables; NeuroSim wire model order),
-#: C_gate ≈ 0.1 fF per access-transistor gate at minimum width (order of magnitude).
+#: Word lines are modelled physically: one driver event charges the row's word line,
+#: C_WL = array_size · (cell pitch · C_wire + C_gate), to the device's word-line voltage.
+#: C_wire = 0.2 fF/µm is NeuroSim's array wire capacitance (DNN_NeuroSim 1.4 SubArray.cpp:
+#: capRow2 = lengthRow · 0.2e-15/1e-6, "WL for 1T1R"); C_gate ≈ 0.1 fF per minimum-width
+#: access gate (NeuroSim's PTM LP gate + fringe capacitance ≈ 2 fF/µm of width at 45-65 nm,
+#: Technology.cpp, times a ~0.05 µm wide gate; order of magnitude).
 C_WIRE_F_PER_UM = 0.2e-15
 C_GATE_F = 0.1e-15
 #: b-bit capacitive DAC: 2^b unit capacitors of ~1 fF switched per conversion
@@ -105,16 +110,29 @@ def adc_area_mm2(bits: int, tech_nm: float) -> float:
     )
 
 
-def row_driver_energy_pj(array_size: int, cell_area_f2: float, tech_nm: float) -> float:
-    """One row-line charge to V_dd: C_row·V_dd², C_row from wire and gate capacitance."""
+def row_driver_energy_pj(
+    array_size: int, cell_area_f2: float, tech_nm: float, wl_voltage_v: float | None = None
+) -> float:
+    """One word-line charge: C_WL·V_WL², C_WL from wire and gate capacitance of one array row.
+
+    ``wl_voltage_v`` is the word-line swing; None = logic V_dd of ``tech_nm``.
+    """
     pitch_um = math.sqrt(cell_area_f2) * tech_nm * 1e-3  # square-cell pitch
     c_row = array_size * (pitch_um * C_WIRE_F_PER_UM + C_GATE_F)
-    return c_row * vdd(tech_nm) ** 2 * 1e12
+    v = vdd(tech_nm) if wl_voltage_v is None else wl_voltage_v
+    return c_row * v**2 * 1e12
 
 
-def dac_energy_pj(bits: int, array_size: int, cell_area_f2: float, tech_nm: float) -> float:
-    """One input event on one row: row driver, plus a b-bit capacitive DAC when bits > 1."""
-    e = row_driver_energy_pj(array_size, cell_area_f2, tech_nm)
+def dac_energy_pj(
+    bits: int,
+    array_size: int,
+    cell_area_f2: float,
+    tech_nm: float,
+    wl_voltage_v: float | None = None,
+) -> float:
+    """One input event on one row of one tile: word line, plus a b-bit capacitive DAC when
+    bits > 1 (the DAC runs at logic V_dd)."""
+    e = row_driver_energy_pj(array_size, cell_area_f2, tech_nm, wl_voltage_v)
     if bits > 1:
         e += C_UNIT_DAC_F * 2**bits * vdd(tech_nm) ** 2 * 1e12
     return e
@@ -157,7 +175,16 @@ def estimate_cost(
                 if (hw.input_mode == "bit_serial" or (lm.binary_mram and lm.pm1_input))
                 else hw.act_bits
             )
-            e["dac"] += v * cyc * rows * dac_energy_pj(dac_bits, hw.array_size, dev.cell_area_f2, t)
+            # each physical row has one word line per column tile it spans
+            e["dac"] += (
+                v
+                * cyc
+                * rows
+                * lm.col_tiles
+                * dac_energy_pj(
+                    dac_bits, hw.array_size, dev.cell_area_f2, t, dev.wl_voltage(vdd(t))
+                )
+            )
             conv = v * lm.adc_conversions_per_vector(hw)
             e["adc"] += conv * adc_energy_pj(hw.adc_bits, t)
             e["shift_add"] += conv * ADD16_PJ * e_dig

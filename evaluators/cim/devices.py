@@ -46,6 +46,11 @@ class DeviceModel:
     #: crossbar read voltage and pulse width (energy of one cell read = V²·G·t)
     read_voltage_v: float = 0.2
     read_pulse_s: float = 10e-9
+    #: voltage the word line (the gate of the access / select transistor, or of the cell
+    #: itself for 1T FeFET) swings to on every read cycle; None = the logic supply V_dd of
+    #: the CMOS node (cost.vdd), which is how 1T1R access gates are driven (NeuroSim 1.4
+    #: Param.cpp: accessVoltage = 1.1 V, the nominal V_dd of its default node)
+    wl_voltage_v: float | None = None
     #: fixed energy per cell access (digital SRAM); overrides V²·G·t when > 0
     bit_access_energy_pj: float = 0.0
     #: cell footprint in F² (feature size squared)
@@ -67,6 +72,14 @@ class DeviceModel:
     #: where the numbers come from (short)
     source: str = ""
 
+    def __post_init__(self) -> None:
+        v = self.wl_voltage_v
+        if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+            raise ValueError(
+                f"device {self.name!r}: wl_voltage_v must be None (logic V_dd) or a finite "
+                f"number of volts > 0, got {v!r}"
+            )
+
     # -- derived quantities ---------------------------------------------------------
     @property
     def g_range_us(self) -> float:
@@ -75,6 +88,10 @@ class DeviceModel:
     @property
     def max_cell_bits(self) -> int:
         return max(1, int(math.floor(math.log2(self.levels))))
+
+    def wl_voltage(self, logic_vdd: float) -> float:
+        """Word-line swing (V) per read cycle: the device's own gate drive, else ``logic_vdd``."""
+        return logic_vdd if self.wl_voltage_v is None else self.wl_voltage_v
 
     def cell_read_energy_pj(self, g_us: float | None = None) -> float:
         """Energy of one cell read at conductance ``g_us`` (default mid-range): V²·G·t_pulse.
@@ -226,6 +243,13 @@ _DEVICES: dict[str, DeviceModel] = {
         # unpublished script (see tests/test_cim_cost.py, known discrepancy).
         read_voltage_v=0.1,
         read_pulse_s=10e-9,
+        # Word line: Sandia's SONOS arrays use "1T,1CTM" cells (Feinberg, Bennett et al., IRPS
+        # 2020, arXiv 2004.00802): a select transistor in series with the charge-trap memory
+        # transistor. The line switched per input is the select gate, at logic level; the
+        # memory gate is a read bias held for the whole matrix-vector product. No source we
+        # could reach (CrossSim SONOS.py, Xiao TCAS-I 2022 abstract, Agrawal IEDM 2022) gives
+        # a multi-volt gate swing per read cycle, so SONOS keeps the logic-V_dd default.
+        wl_voltage_v=None,
         # 2T SONOS NOR cell (Cypress/Infineon 40 nm eCT): ≈ 60 F² (order of magnitude).
         cell_area_f2=60.0,
         # Fowler-Nordheim program ~ms at negligible current: ~1 pJ, ~1 ms (Agrawal 2022).
