@@ -10,28 +10,37 @@ Physics per chip instance (what each step models and where it comes from):
    (CrossSim/aihwkit convention), stuck-at-on/off cells, PCM drift
    G·((t + t0)/t0)^−ν with ν ~ |N(ν̄, σ_ν)| and accumulated 1/f noise (aihwkit
    PCMLikeNoiseModel), followed by global drift compensation with the mean factor
-   (aihwkit's GlobalDriftCompensation idea).
+   (aihwkit's GlobalDriftCompensation idea). Conductances are clipped at G = 0.
 3. Per read: cycle-to-cycle conductance noise. Because it is independent per cell and
    per read, x·(G + ε) = x·G + N(0, σ²‖x‖²) exactly in distribution, so it is added to
    each column sum with std σ·‖x_tile‖ (no per-read weight tensor is materialised).
 4. Inputs quantized to ``hw.act_bits`` against the layer's calibrated full scale;
    bit-serial (one 1-bit cycle per bit, positive and negative parts in separate cycles)
    or one multi-bit DAC cycle.
-5. Each tile's column partial sum is digitised by an ``hw.adc_bits`` ADC whose range is
-   calibrated on the ideal (noise-free) partial sums of a calibration batch (a high
-   percentile of |psum|), then shift-and-add over bit planes, weight slices and row
-   tiles in digital.
+5. Each tile's column partial sum (one per row tile, input cycle and weight slice) is
+   digitised by an ``hw.adc_bits`` ADC whose range is calibrated on the ideal
+   (noise-free) partial sums of a calibration batch (a high percentile of |psum|), then
+   shift-and-add over bit planes, weight slices and row tiles in digital.
 
-All S instances run as one batched computation: instance s is batch block s
-(layers.py folds instances into the batch dim), weights are (S, tiles, rows, cols)
-tensors and every tile product is one batched ``matmul``. Work is chunked over
-instances and samples to stay under a memory cap.
+How it is computed (see :mod:`.sim_kernels` for the measured reasons): all S instances
+run as one batched computation (layers.py folds instances into the batch dim). Each
+layer's programmed conductances are one (S, rows, slices·cols) tensor per instance
+chunk, drawn once and reused for the whole test set; every row tile is ONE ``bmm``
+(S, cycles·samples, tile rows) @ (S, tile rows, slices·cols), run block by block so the
+noise/ADC/shift-and-add passes stay in cache. The ADC step is folded into the
+programmed conductances (the ADC is then clamp + round on integers). Tiles are not
+zero-padded: a partial last tile multiplies only its real rows (padded rows carry zero
+input and add neither current nor read noise, so this is exact). Without ADCs (SRAM,
+or ``SimOptions.quantize=False``) shift-and-add is linear and folds into one effective
+weight per instance. Work is chunked over instances and samples under a memory cap.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -41,6 +50,15 @@ from . import mram
 from .devices import DeviceModel
 from .layers import CrossbarMixin, use_backend
 from .mapping import HardwareConfig, LayerMapping, Mapping
+from .sim_kernels import (
+    block_generator,
+    block_shape,
+    combine_slices,
+    input_planes,
+    run_blocks,
+    scratch,
+    tile_reads,
+)
 
 
 @dataclass
@@ -49,8 +67,11 @@ class SimOptions:
 
     #: ADC full scale = this percentile of |ideal partial sums| on the calibration batch
     adc_percentile: float = 99.99
-    #: cap on the largest intermediate tensors (bytes), sets instance/sample chunks
+    #: cap on the programmed weights + activations of one instance/sample chunk (bytes)
     memory_cap_bytes: int = 512 * 2**20
+    #: partial sums per cache block (float32: 4 bytes each); keeps the elementwise
+    #: passes (read noise, ADC, shift-and-add) in L2/L3 instead of DRAM
+    block_elems: int = 2**18
     #: max calibration samples
     calib_samples: int = 128
     #: skip ADC and input quantization (for benchmarking against unquantized simulators)
@@ -59,6 +80,14 @@ class SimOptions:
     read_noise: bool = True
     dtype: torch.dtype = torch.float32
 
+    def __post_init__(self) -> None:
+        if self.dtype not in (torch.float32, torch.float64):
+            raise ValueError(
+                f"SimOptions.dtype must be torch.float32 or torch.float64, got {self.dtype}"
+            )
+        if int(self.block_elems) < 1 or int(self.memory_cap_bytes) < 1:
+            raise ValueError("SimOptions.block_elems and memory_cap_bytes must be >= 1")
+
 
 # ----------------------------------------------------------------------------------------
 @dataclass
@@ -66,24 +95,35 @@ class _Prepared:
     """Instance-independent per-layer data (device-side tensors)."""
 
     lm: LayerMapping
-    k_rows: int  # rows of W̃ incl. bias rows
+    k_rows: int  # logical rows of W̃ incl. bias rows
     n_cols: int
-    tiles: int  # row tiles
     rows_per_tile: int  # logical inputs per tile
     slices: int
     levels: int  # conductance levels per cell minus one (L − 1)
-    slice_weights: torch.Tensor  # (n_s,) 2^(c·k)
+    slice_w: list[float]  # 2^(c·k)
     w_scale: float  # weight units per slice-level unit
     x_levels: int
     x_step: float
     signed: bool
-    sign: torch.Tensor | None = None  # (K', N') in {−1, 0, 1}
-    slice_vals: torch.Tensor | None = None  # (n_s, K', N') levels 0..L−1
+    #: rows of the matmul operand (physical: 2 per input for MRAM) covered by each tile
+    row_ranges: list[tuple[int, int]] = field(default_factory=list)
+    #: kept input rows when the layer is pruned (None: all rows, no gather)
+    gather: torch.Tensor | None = None
+    #: levels held by the G⁺ / G⁻ cell of each (row, slice·col), columns ordered (slice, col)
+    pos: torch.Tensor | None = None
+    neg: torch.Tensor | None = None
     w_pm1: torch.Tensor | None = None  # binary MRAM ±1 weights (K', N')
     bias_digital: torch.Tensor | None = None
+    #: partial-sum units per ADC code (1 until calibrated, and without ADCs)
+    adc_step: float = 1.0
     adc_range: float = 1.0
     adc_mean_abs: float = 1.0
     calib: list[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def cols(self) -> int:
+        """Columns of the tile products: slices·N' (multi-level) or N' (MRAM)."""
+        return self.n_cols * self.slices
 
 
 def _prepare(
@@ -103,22 +143,24 @@ def _prepare(
         x_levels = (2 ** (a - 1) - 1) if (signed and a > 1) else (2**a - 1)
         x_step = lm.input_range / x_levels
     a_rows = hw.array_size // lm.rows_per_input
+    gather = (
+        None if (ri.numel() == lm.k and bool((ri == torch.arange(lm.k, device=tdev)).all())) else ri
+    )
+    common = dict(
+        lm=lm, rows_per_tile=a_rows, x_levels=x_levels, x_step=x_step, signed=signed, gather=gather
+    )
     if lm.binary_mram:
         k_rows = wk.shape[0]
         prep = _Prepared(
-            lm=lm,
             k_rows=k_rows,
             n_cols=wk.shape[1],
-            tiles=max(1, math.ceil(k_rows / a_rows)),
-            rows_per_tile=a_rows,
             slices=1,
             levels=1,
-            slice_weights=torch.ones(1, device=tdev, dtype=dtype),
+            slice_w=[1.0],
             w_scale=1.0,
-            x_levels=x_levels,
-            x_step=x_step,
-            signed=signed,
             w_pm1=torch.where(wk >= 0, 1.0, -1.0).to(dtype),
+            row_ranges=_row_ranges(2 * k_rows, 2 * a_rows),
+            **common,
         )
         if b is not None:
             prep.bias_digital = b[ci].to(dtype)
@@ -133,134 +175,226 @@ def _prepare(
     m = torch.round(wk.abs() / w_max * q_max).long()
     c = lm.cell_bits
     lv = 2**c - 1
-    slices = torch.stack([((m >> (c * s)) & lv) for s in range(lm.slices)]).to(dtype)
+    # (K', n_s·N'): slice-major columns so that a tile product carries every slice at once
+    sl = torch.cat([((m >> (c * s)) & lv) for s in range(lm.slices)], dim=1).to(dtype)
+    sign = torch.sign(wk).to(dtype).repeat(1, lm.slices)
     k_rows = wk.shape[0]
     return _Prepared(
-        lm=lm,
         k_rows=k_rows,
         n_cols=wk.shape[1],
-        tiles=max(1, math.ceil(k_rows / a_rows)),
-        rows_per_tile=a_rows,
         slices=lm.slices,
         levels=lv,
-        slice_weights=torch.tensor(
-            [float(2 ** (c * s)) for s in range(lm.slices)], device=tdev, dtype=dtype
-        ),
+        slice_w=[float(2 ** (c * s)) for s in range(lm.slices)],
         w_scale=w_max / q_max,
-        x_levels=x_levels,
-        x_step=x_step,
-        signed=signed,
-        sign=torch.sign(wk).to(dtype),
-        slice_vals=slices,
+        row_ranges=_row_ranges(k_rows, a_rows),
+        pos=sl * (sign > 0),
+        neg=sl * (sign < 0),
+        **common,
     )
 
 
-# ----------------------------------------------------------------------------------------
-def _program(
-    p: _Prepared, dev: DeviceModel, hw: HardwareConfig, s: int, gen, ideal: bool
-) -> torch.Tensor:
-    """Programmed weights of ``s`` instances as (S, tiles, rows_per_tile, cols) tensors.
+def _row_ranges(rows: int, per_tile: int) -> list[tuple[int, int]]:
+    return [(r, min(r + per_tile, rows)) for r in range(0, max(rows, 1), per_tile)]
 
-    Multi-level: difference G⁺ − G⁻ in slice-level units, columns ordered (slice, col).
-    Binary MRAM: [G_A; G_B] stacked along rows (2·rows_per_tile), in units of 1/R_P.
+
+# ----------------------------------------------------------------------------------------
+def _linear_programming(dev: DeviceModel, hw: HardwareConfig) -> bool:
+    """Only Gaussian programming noise, and clipping at G = 0 negligible.
+
+    With g_min more than 5σ above 0 (clipping probability < 3e-7 per cell) the pair
+    difference is G⁺ − G⁻ = target difference + N(0, 2σ²): one draw per pair, not two.
     """
-    tdev, dtype = p.slice_weights.device, p.slice_weights.dtype
+    g0 = dev.g_min_us / dev.g_range_us
+    return (
+        dev.stuck_on_rate == 0
+        and dev.stuck_off_rate == 0
+        and hw.drift_time_s == 0
+        and g0 > 5 * dev.prog_sigma
+    )
+
+
+def _program(
+    p: _Prepared,
+    dev: DeviceModel,
+    hw: HardwareConfig,
+    s: int,
+    seed: int,
+    ideal: bool,
+    unit: float,
+    workers: int,
+    block_elems: int,
+) -> torch.Tensor:
+    """Programmed conductances of ``s`` instances, scaled by ``unit`` (1 / ADC step).
+
+    Multi-level: (S, K', n_s·N') = (G⁺ − G⁻)·L in slice-level units (columns (slice, col)).
+    Binary MRAM: (S, 2K', N'), rows interleaved (G_A of input r, then G_B), already
+    normalised to the ±1 domain: (G − Ḡ)/(ΔG/2) in units of 1/R_P (:func:`mram.mvm`), so
+    a plain product with interleaved (x⁺, x⁻) inputs gives seed 000's ŷ.
+
+    Instances are drawn in blocks of :func:`_program_block_size`; block j uses
+    ``block_generator(seed, j)`` and draws, in order: linear multi-level: one N(0, 1)
+    tensor (S_j, K', n_s·N'); otherwise the cell model of :func:`_cells` on
+    (S_j, 2, K', n_s·N') (index 1 = G⁺, G⁻); MRAM: R_P, R_AP of cell A, then of cell B,
+    each (S_j, K', N') (:func:`mram.sample_conductances`).
+    """
+    ref = p.pos if p.pos is not None else p.w_pm1
+    tdev, dtype = ref.device, ref.dtype
     if p.lm.binary_mram:
         mp = mram.MTJParams.from_device(dev)
-        w = p.w_pm1.expand(s, -1, -1)
-        if ideal:
-            ga, gb = mram.unit_conductances(
-                w, *(torch.full_like(w, v) for v in (1.0, mp.r_p / mp.r_ap, 1.0, mp.r_p / mp.r_ap))
-            )
-        else:
-            shape = (s, *p.w_pm1.shape)
-            gpa, gapa = mram.sample_conductances(shape, mp, gen, tdev, dtype)
-            gpb, gapb = mram.sample_conductances(shape, mp, gen, tdev, dtype)
-            ga, gb = mram.unit_conductances(w, gpa, gapa, gpb, gapb)
-        ga, gb = _tile_rows(ga, p), _tile_rows(gb, p)
-        return torch.cat([ga, gb], dim=2)  # (S, T, 2·A/2, N)
+        out = torch.empty(s, p.k_rows, 2, p.n_cols, device=tdev, dtype=dtype)
+        fold = unit / (0.5 * mp.g_delta * mp.r_p)
+
+        def mram_block(n: int, gen, dst: torch.Tensor) -> None:
+            w = p.w_pm1.expand(n, -1, -1)
+            if ideal:
+                nominal = (1.0, mp.r_p / mp.r_ap, 1.0, mp.r_p / mp.r_ap)
+                ga, gb = mram.unit_conductances(w, *(torch.full_like(w, v) for v in nominal))
+            else:
+                shape = (n, *p.w_pm1.shape)
+                gpa, gapa = mram.sample_conductances(shape, mp, gen, tdev, dtype)
+                gpb, gapb = mram.sample_conductances(shape, mp, gen, tdev, dtype)
+                ga, gb = mram.unit_conductances(w, gpa, gapa, gpb, gapb)
+            dst[:, :, 0].copy_(ga)
+            dst[:, :, 1].copy_(gb)
+            dst.sub_(mp.g_mid * mp.r_p).mul_(fold)
+
+        _blocks_over_instances(out, seed, workers, block_elems, mram_block)
+        return out.view(s, 2 * p.k_rows, p.n_cols)
 
     L = p.levels
-    sv = p.slice_vals  # (n_s, K', N')
-    pos = sv * (p.sign > 0)
-    neg = sv * (p.sign < 0)
-    if ideal or not dev.analog:
-        d = (pos - neg).unsqueeze(0).expand(s, -1, -1, -1)
-    else:
-        g0 = dev.g_min_us / dev.g_range_us  # g_min in range units
-        linear = (
-            dev.stuck_on_rate == 0
-            and dev.stuck_off_rate == 0
-            and hw.drift_time_s == 0
-            and g0 > 5 * dev.prog_sigma
-        )
-        if linear:
-            # Only Gaussian programming noise and g_min more than 5σ above 0 (clipping at
-            # G = 0 has probability < 3e-7): G⁺ − G⁻ = target difference + N(0, 2σ²).
-            base = (pos - neg).unsqueeze(0)
-            noise = torch.randn((s, *sv.shape), generator=gen, device=tdev, dtype=dtype)
-            d = noise.mul_(math.sqrt(2.0) * dev.prog_sigma * L).add_(base)
-        else:
-            d = _cells(g0 + pos / L, dev, hw, s, gen, g0) - _cells(
-                g0 + neg / L, dev, hw, s, gen, g0
-            )
-            d = d * L
-    # (S, n_s, K', N') -> (S, K', n_s·N')
-    d = d.permute(0, 2, 1, 3).reshape(s, p.k_rows, p.slices * p.n_cols)
-    return _tile_rows(d, p)
+    scale = L * unit
+    if ideal or not dev.analog or (dev.prog_sigma == 0 and _no_static_faults(dev, hw)):
+        return ((p.pos - p.neg) * unit).unsqueeze(0).expand(s, -1, -1).contiguous()
+    out = torch.empty(s, *p.pos.shape, device=tdev, dtype=dtype)
+    if _linear_programming(dev, hw):
+        base = (p.pos - p.neg) * unit
+        std = math.sqrt(2.0) * dev.prog_sigma * scale
+
+        def linear_block(n: int, gen, dst: torch.Tensor) -> None:
+            dst.normal_(0.0, std, generator=gen).add_(base)
+
+        _blocks_over_instances(out, seed, workers, block_elems, linear_block)
+        return out
+    g0 = dev.g_min_us / dev.g_range_us  # g_min in range units
+    target = torch.stack([p.pos, p.neg]).mul_(1.0 / L).add_(g0)  # (2, K', C) range units
+
+    def cell_block(n: int, gen, dst: torch.Tensor) -> None:
+        g = _cells(target, dev, hw, n, gen, g0)  # (n, 2, K', C)
+        torch.sub(g[:, 0], g[:, 1], out=dst).mul_(scale)
+
+    _blocks_over_instances(out, seed, workers, block_elems, cell_block)
+    return out
+
+
+def _blocks_over_instances(
+    out: torch.Tensor, seed: int, workers: int, block_elems: int, fill
+) -> None:
+    """Fill ``out`` (S, …) block by block of instances, each with its own generator."""
+    s = out.shape[0]
+    per = max(1, out[0].numel())
+    sb = max(1, min(s, (4 * block_elems) // per))
+    starts = list(range(0, s, sb))
+
+    def job(j: int) -> None:
+        s0 = starts[j]
+        s1 = min(s, s0 + sb)
+        fill(s1 - s0, block_generator(seed, j, out.device), out[s0:s1])
+
+    run_blocks(job, len(starts), workers)
+
+
+def _no_static_faults(dev: DeviceModel, hw: HardwareConfig) -> bool:
+    return (
+        dev.stuck_on_rate == 0
+        and dev.stuck_off_rate == 0
+        and (hw.drift_time_s == 0 or (dev.drift_nu == 0 and dev.noise_1f_q == 0))
+    )
 
 
 def _cells(
     target: torch.Tensor, dev: DeviceModel, hw: HardwareConfig, s: int, gen, g0: float
 ) -> torch.Tensor:
-    """Static non-idealities of one chip instance, in units of the conductance range."""
+    """Static non-idealities of ``s`` chip instances, in units of the conductance range.
+
+    Draws, in order: programming noise N(0,1); U(0,1) for stuck-at faults (if any);
+    N(0,1) for the drift exponent ν (if drift); N(0,1) for accumulated 1/f noise (if any).
+    """
     shape = (s, *target.shape)
-    g = target + dev.prog_sigma * torch.randn(
-        shape, generator=gen, device=target.device, dtype=target.dtype
-    )
+    kw = dict(device=target.device, dtype=target.dtype)
+    g = torch.empty(shape, **kw).normal_(0.0, dev.prog_sigma, generator=gen).add_(target)
     if dev.stuck_on_rate > 0 or dev.stuck_off_rate > 0:
-        u = torch.rand(shape, generator=gen, device=target.device, dtype=target.dtype)
+        u = torch.empty(shape, **kw).uniform_(generator=gen)
         g = torch.where(u < dev.stuck_on_rate, g0 + 1.0, g)
         g = torch.where(
             (u >= dev.stuck_on_rate) & (u < dev.stuck_on_rate + dev.stuck_off_rate), g0, g
         )
-    g = g.clamp_min(0.0)
+    g = g.clamp_min_(0.0)
     t = hw.drift_time_s
     if t > 0 and (dev.drift_nu > 0 or dev.noise_1f_q > 0):
-        g_prog = g
         tt = t + dev.drift_t0_s
-        if dev.drift_nu > 0:
-            nu = (
-                dev.drift_nu
-                + dev.drift_nu_std
-                * torch.randn(shape, generator=gen, device=g.device, dtype=g.dtype)
-            ).abs()
-            g = g * (tt / dev.drift_t0_s) ** (-nu)
+        # 1/f noise magnitude depends on the programmed (pre-drift) conductance
+        g_rel = None
         if dev.noise_1f_q > 0:
-            g_rel = (g_prog * dev.g_range_us / dev.g_max_us).abs()
-            q_s = (dev.noise_1f_q / g_rel.clamp_min(1e-3) ** 0.65).clamp(max=0.2)
-            sig = q_s * math.sqrt(math.log((tt + dev.t_read_s) / (2 * dev.t_read_s)))
-            g = g + g.abs() * sig * torch.randn(
-                shape, generator=gen, device=g.device, dtype=g.dtype
-            )
-        g = g.clamp_min(0.0)
+            g_rel = (g * (dev.g_range_us / dev.g_max_us)).clamp_min_(1e-3)
+        if dev.drift_nu > 0:
+            nu = torch.empty(shape, **kw).normal_(dev.drift_nu, dev.drift_nu_std, generator=gen)
+            # G·(tt/t0)^(−|ν|) = G·exp(−|ν|·ln(tt/t0))
+            g.mul_(nu.abs_().mul_(-math.log(tt / dev.drift_t0_s)).exp_())
+        if g_rel is not None:
+            sig = math.sqrt(math.log((tt + dev.t_read_s) / (2 * dev.t_read_s)))
+            q_s = g_rel.pow_(-0.65).mul_(dev.noise_1f_q).clamp_(max=0.2).mul_(sig)
+            noise = torch.empty(shape, **kw).normal_(generator=gen)
+            g.addcmul_(g.abs().mul_(q_s), noise)
+        g = g.clamp_min_(0.0)
         if dev.drift_nu > 0:  # global drift compensation by the expected factor
-            g = g * (tt / dev.drift_t0_s) ** dev.drift_nu
+            g.mul_((tt / dev.drift_t0_s) ** dev.drift_nu)
     return g
 
 
-def _tile_rows(m: torch.Tensor, p: _Prepared) -> torch.Tensor:
-    """(S, K', C) -> (S, T, rows_per_tile, C), zero-padding the last tile."""
-    s, k, c = m.shape
-    pad = p.tiles * p.rows_per_tile - k
-    if pad:
-        m = torch.cat([m, m.new_zeros(s, pad, c)], dim=1)
-    return m.reshape(s, p.tiles, p.rows_per_tile, c)
+def _combined_weights(
+    p: _Prepared,
+    dev: DeviceModel,
+    hw: HardwareConfig,
+    s: int,
+    seed: int,
+    ideal: bool,
+    workers: int,
+    block_elems: int,
+) -> torch.Tensor:
+    """No ADC: shift-and-add over slices and tiles is linear, so fold it into one weight.
+
+    Returns (S, K', N') (MRAM: (S, 2K', N') interleaved). In the linear Gaussian case
+    Σ_k 2^(c·k)·(D_k + √2·σ·L·ε_k) = D + √2·σ·L·sqrt(Σ_k 4^(c·k))·ε (same distribution,
+    one draw per weight instead of per cell).
+    """
+    if p.lm.binary_mram:
+        return _program(p, dev, hw, s, seed, ideal, 1.0, workers, block_elems)
+    n = p.n_cols
+    if not ideal and dev.analog and _linear_programming(dev, hw):
+        base = sum(c * (p.pos - p.neg)[:, k * n : (k + 1) * n] for k, c in enumerate(p.slice_w))
+        sig = math.sqrt(2.0 * sum(c * c for c in p.slice_w)) * dev.prog_sigma * p.levels
+        w = torch.empty((s, *base.shape), device=base.device, dtype=base.dtype)
+
+        def fill(m: int, gen, dst: torch.Tensor) -> None:
+            dst.normal_(0.0, sig, generator=gen).add_(base)
+
+        _blocks_over_instances(w, seed, workers, block_elems, fill)
+        return w
+    d = _program(p, dev, hw, s, seed, ideal, 1.0, workers, block_elems)
+    out = torch.mul(d[..., :n], p.slice_w[0])
+    for k in range(1, p.slices):
+        out.add_(d[..., k * n : (k + 1) * n], alpha=p.slice_w[k])
+    return out
 
 
 # ----------------------------------------------------------------------------------------
 class AnalogBackend:
-    """Crossbar backend simulating ``instances`` programmed chips at once (layers.Backend)."""
+    """Crossbar backend simulating ``instances`` programmed chips at once (layers.Backend).
+
+    Random streams: every call that draws noise (programming a layer, reading a layer)
+    takes one seed from the backend's generator, in call order, and splits it into one
+    generator per block (:func:`sim_kernels.block_generator`).
+    """
 
     def __init__(
         self,
@@ -278,195 +412,204 @@ class AnalogBackend:
         self.opts = opts
         self.gen = gen
         self.instances = 1
+        #: per-tile ADCs exist (analog device, quantization on)
+        self.adc_on = bool(opts.quantize and dev.analog)
         self.weights: dict[str, torch.Tensor] = {}
+        self.combined: dict[str, torch.Tensor] = {}
         self.calibrating = False
         self.ideal = False
+        dev_type = gen.device.type if gen is not None else "cpu"
+        #: worker threads for independent blocks (CPU); GPUs parallelise inside each op
+        self.workers = torch.get_num_threads() if dev_type == "cpu" else 1
+
+    def _next_seed(self) -> int:
+        g = self.gen
+        dev = g.device if g is not None else "cpu"
+        return int(torch.randint(0, 2**62, (1,), generator=g, device=dev))
 
     def program(self, instances: int, ideal: bool = False) -> None:
+        """Draw ``instances`` fresh chips (static non-idealities), layer by layer in order."""
         self.instances = instances
         self.ideal = ideal
-        self.weights = {}
-        self.combined: dict[str, torch.Tensor] = {}
-        if not self.opts.quantize:
-            if not ideal:
-                self._program_combined(instances)
-                return
-        self.weights = {
-            n: _program(p, self.dev, self.hw, instances, self.gen, ideal)
-            for n, p in self.prepared.items()
-        }
-        if not self.opts.quantize:
-            # Without ADCs the shift-and-add over slices and tiles is linear, so it can be
-            # folded into one effective weight matrix per instance: (S, K', N).
-            for n, p in self.prepared.items():
-                if p.lm.binary_mram:
-                    continue
-                g = self.weights[n]  # (S, T, A, n_s·N)
-                s_, t_, a_, _ = g.shape
-                g = g.reshape(s_, t_ * a_, p.slices, p.n_cols)
-                comb = torch.einsum("skcn,c->skn", g, p.slice_weights)
-                self.combined[n] = comb[:, : p.k_rows].contiguous()
-
-    def _program_combined(self, s: int) -> None:
-        """Unquantized mode: draw the shift-and-added weight of each instance directly.
-
-        Σ_k 2^(c·k)·(D_k + √2·σ·L·ε_k) = D + √2·σ·L·sqrt(Σ_k 4^(c·k))·ε for the linear
-        Gaussian case (same distribution, one random draw per weight instead of per cell).
-        """
+        self.weights, self.combined = {}, {}
+        be = self.opts.block_elems
         for n, p in self.prepared.items():
-            dev, L = self.dev, p.levels
-            g0 = dev.g_min_us / dev.g_range_us if dev.analog else 0.0
-            linear = (
-                dev.stuck_on_rate == 0
-                and dev.stuck_off_rate == 0
-                and self.hw.drift_time_s == 0
-                and (not dev.analog or g0 > 5 * dev.prog_sigma)
-            )
-            if p.lm.binary_mram or not linear:
-                g = _program(p, dev, self.hw, s, self.gen, False)
-                self.weights[n] = g
-                if not p.lm.binary_mram:
-                    s_, t_, a_, _ = g.shape
-                    g = g.reshape(s_, t_ * a_, p.slices, p.n_cols)
-                    comb = torch.einsum("skcn,c->skn", g, p.slice_weights)
-                    self.combined[n] = comb[:, : p.k_rows].contiguous()
-                continue
-            base = torch.einsum("ckn,c->kn", p.slice_vals, p.slice_weights) * p.sign
-            sig = math.sqrt(2.0 * float((p.slice_weights**2).sum())) * dev.prog_sigma * L
-            noise = torch.randn(
-                (s, *base.shape), generator=self.gen, device=base.device, dtype=base.dtype
-            )
-            self.combined[n] = noise.mul_(sig).add_(base)
+            seed = 0 if ideal else self._next_seed()
+            if self.adc_on or self.calibrating:
+                unit = 1.0 if self.calibrating else 1.0 / p.adc_step
+                self.weights[n] = _program(
+                    p, self.dev, self.hw, instances, seed, ideal, unit, self.workers, be
+                )
+            else:
+                self.combined[n] = _combined_weights(
+                    p, self.dev, self.hw, instances, seed, ideal, self.workers, be
+                )
+
+    def _read_noise_on(self, p: _Prepared) -> bool:
+        return bool(
+            self.opts.read_noise
+            and not self.ideal
+            and self.dev.analog
+            and self.dev.read_sigma > 0
+            and not p.lm.binary_mram  # seed 000 models only the static R spread
+        )
 
     def __call__(self, layer: CrossbarMixin, x: torch.Tensor) -> torch.Tensor:
         name = self.names[id(layer)]
         p = self.prepared[name]
-        lm = p.lm
         s = self.instances
         rows, token = layer.to_rows(x)
-        k = rows.shape[-1]
-        xs = rows.reshape(s, -1, k)[:, :, lm.row_idx.to(rows.device)].to(p.slice_weights.dtype)
+        xs = rows.reshape(s, -1, rows.shape[-1])
+        if xs.dtype != self.opts.dtype:
+            xs = xs.to(self.opts.dtype)
         m = xs.shape[1]
-        planes, plane_w = self._encode_inputs(xs, p)  # (S, P·M, K'), (P,)
-        if name in self.combined and not self.calibrating:
-            y = torch.bmm(planes, self.combined[name])  # (S, M, N')
-            if self._read_noise_on():
-                # slices add independently: Σ_k 4^(c·k) times the per-slice read variance
-                k2 = float((p.slice_weights**2).sum())
-                std = self.dev.read_sigma * math.sqrt(2.0 * k2) * p.levels
-                std = std * planes.pow(2).sum(-1, keepdim=True).sqrt()
-                y = y + std * torch.randn(
-                    y.shape, generator=self.gen, device=y.device, dtype=y.dtype
-                )
-            return self._finish(layer, x, y * (p.x_step * p.w_scale), p, s, m, token)
-        g = self.weights[name]  # (S, T, A', C)
-        npl = plane_w.numel()
-        if lm.binary_mram:
-            xp = _tile_inputs(planes.clamp_min(0), p)
-            xn = _tile_inputs((-planes).clamp_min(0), p)
-            cur = torch.matmul(torch.cat([xp, xn], dim=-1), g)  # (S, T, R, N)
-            mp = mram.MTJParams.from_device(self.dev)
-            absx = (xp + xn).sum(-1, keepdim=True)
-            psum = (cur - mp.g_mid * mp.r_p * absx) / (0.5 * mp.g_delta * mp.r_p)
+        y = torch.empty(s, m, p.n_cols, device=xs.device, dtype=xs.dtype)
+        if name in self.weights:
+            self._tiled(name, xs, p, y)
         else:
-            xt = _tile_inputs(planes, p)  # (S, T, R, A)
-            psum = torch.matmul(xt, g)  # (S, T, R, n_s·N)
-            if (
-                self.opts.read_noise
-                and not self.ideal
-                and self.dev.analog
-                and self.dev.read_sigma > 0
-            ):
-                std = (self.dev.read_sigma * math.sqrt(2.0) * p.levels) * xt.pow(2).sum(
-                    -1, keepdim=True
-                ).sqrt()
-                psum = psum + std * torch.randn(
-                    psum.shape, generator=self.gen, device=psum.device, dtype=psum.dtype
-                )
-        if self.calibrating:
-            flat = psum.detach().abs().flatten()
-            if flat.numel() > 200_000:
-                idx = torch.randint(0, flat.numel(), (200_000,), device=flat.device)
-                flat = flat[idx]
-            p.calib.append(flat.float().cpu())
-        elif self.opts.quantize and self.dev.analog:
-            psum = self._adc(psum, p)
-        # shift-and-add: tiles, bit planes, slices
-        psum = psum.sum(dim=1)  # (S, R, C)
-        psum = psum.reshape(s, npl, m, p.slices, p.n_cols)
-        y = torch.einsum("spmkn,p,k->smn", psum, plane_w, p.slice_weights)
-        return self._finish(layer, x, y * (p.x_step * p.w_scale), p, s, m, token)
+            self._combined(name, xs, p, y)
+        return self._finish(layer, x, y, p, s, m, token)
 
-    def _read_noise_on(self) -> bool:
-        return bool(
-            self.opts.read_noise and not self.ideal and self.dev.analog and self.dev.read_sigma > 0
+    # -- input encoding -------------------------------------------------------------------
+    def _codes(self, xb: torch.Tensor, p: _Prepared) -> torch.Tensor:
+        """Integer input codes (sb, mb, K') of one block incl. bias rows at full scale."""
+        lm = p.lm
+        if p.gather is not None:
+            xb = xb.index_select(2, p.gather.to(xb.device))
+        if lm.binary_mram and lm.pm1_input:
+            return torch.where(xb >= 0, 1.0, -1.0).to(xb.dtype)
+        sb, mb, k = xb.shape
+        codes = scratch("codes", sb * mb * p.k_rows, xb).view(sb, mb, p.k_rows)
+        cv = codes[..., :k]
+        torch.div(xb, p.x_step, out=cv)
+        if self.opts.quantize:
+            cv.round_().clamp_(-p.x_levels if p.signed else 0, p.x_levels)
+        if p.k_rows > k:
+            codes[..., k:] = float(p.x_levels)
+        return codes
+
+    def _cycles(self, p: _Prepared) -> tuple[str, int, torch.Tensor | None]:
+        """(kind, bits, cycle weights) of the crossbar read cycles (:func:`input_planes`)."""
+        lm = p.lm
+        if (lm.binary_mram and lm.pm1_input) or self.hw.input_mode == "dac":
+            return "dac", 1, None
+        nbits = max(1, int(round(math.log2(p.x_levels + 1))))
+        w = [float(2**j) for j in range(nbits)]
+        if lm.binary_mram:  # sign routes the row to WL or WL̄ in the same cycle
+            kind = "routed"
+        elif p.signed:
+            kind, w = "signed", w + [-v for v in w]
+        else:
+            kind = "unsigned"
+        return kind, nbits, torch.tensor(w, dtype=self.opts.dtype)
+
+    def _blocks(self, s: int, planes: int, m: int, width: int) -> tuple[int, int, list]:
+        sb, mb = block_shape(s, planes, m, width, self.opts.block_elems)
+        return sb, mb, [(s0, m0) for s0 in range(0, s, sb) for m0 in range(0, m, mb)]
+
+    # -- per-tile ADC path ----------------------------------------------------------------
+    def _tiled(self, name: str, xs: torch.Tensor, p: _Prepared, y: torch.Tensor) -> None:
+        s, m, _ = xs.shape
+        g = self.weights[name]
+        kind, nbits, plane_w = self._cycles(p)
+        if plane_w is not None:
+            plane_w = plane_w.to(xs.device)
+        n_pl = 1 if plane_w is None else plane_w.numel()
+        mram_rows = p.lm.binary_mram
+        k_in = p.k_rows * (2 if mram_rows else 1)
+        c = g.shape[-1]
+        sb, mb, blocks = self._blocks(s, n_pl, m, max(c, k_in))
+        direct = kind == "dac" and not mram_rows
+        if self.calibrating:
+            adc = None
+        elif self.hw.adc_bits == 1:
+            adc = "sign"
+        else:
+            top = 2 ** (self.hw.adc_bits - 1) - 1
+            adc = (float(-top - 1), float(top))
+        read_std = (
+            self.dev.read_sigma * math.sqrt(2.0) * p.levels / p.adc_step
+            if self._read_noise_on(p)
+            else 0.0
         )
+        seed = self._next_seed() if read_std > 0 else 0
+        scale = p.adc_step * p.x_step * p.w_scale
+        sw = [w * scale for w in p.slice_w]
+        calib: dict[int, list[torch.Tensor]] = {}
+
+        def job(j: int) -> None:
+            s0, m0 = blocks[j]
+            s1, m1 = min(s, s0 + sb), min(m, m0 + mb)
+            codes = self._codes(xs[s0:s1, m0:m1], p)
+            if direct:
+                xp = codes
+            else:
+                n = (s1 - s0) * n_pl * (m1 - m0) * k_in
+                xp = input_planes(codes, nbits, kind, mram_rows, scratch("planes", n, codes))
+            nz = xp.shape[0] * xp.shape[1] * c
+            z = scratch("z", nz, xp)
+            acc = scratch("acc", nz // n_pl, xp)
+            gen = block_generator(seed, j, xs.device) if read_std > 0 else None
+            cal: list[torch.Tensor] | None = [] if self.calibrating else None
+            gs = [g[s0:s1, r0:r1] for r0, r1 in p.row_ranges]
+            a = tile_reads(xp, gs, p.row_ranges, plane_w, read_std, gen, adc, z, acc, cal)
+            yb = y[s0:s1, m0:m1]
+            combine_slices(a, sw, yb)
+            if p.bias_digital is not None:
+                yb.add_(p.bias_digital)
+            if cal:
+                calib[j] = [v[:: max(1, v.numel() // 200_000)].float().cpu().clone() for v in cal]
+
+        run_blocks(job, len(blocks), self.workers)
+        for j in sorted(calib):
+            p.calib.extend(calib[j])
+
+    # -- no-ADC path ----------------------------------------------------------------------
+    def _combined(self, name: str, xs: torch.Tensor, p: _Prepared, y: torch.Tensor) -> None:
+        s, m, _ = xs.shape
+        w = self.combined[name]
+        mram_rows = p.lm.binary_mram
+        k_in = p.k_rows * (2 if mram_rows else 1)
+        sb, mb, blocks = self._blocks(s, 1, m, max(p.n_cols, k_in))
+        std = 0.0
+        if self._read_noise_on(p):
+            # slices add independently: Σ_k 4^(c·k) times the per-slice read variance
+            std = self.dev.read_sigma * math.sqrt(2.0 * sum(c * c for c in p.slice_w)) * p.levels
+        seed = self._next_seed() if std > 0 else 0
+        scale = p.x_step * p.w_scale
+
+        def job(j: int) -> None:
+            s0, m0 = blocks[j]
+            s1, m1 = min(s, s0 + sb), min(m, m0 + mb)
+            codes = self._codes(xs[s0:s1, m0:m1], p)
+            if mram_rows:
+                n = codes.numel() * 2
+                xin = input_planes(codes, 1, "dac", True, scratch("planes", n, codes))
+            else:
+                xin = codes
+            z = scratch("z", (s1 - s0) * (m1 - m0) * p.n_cols, xin).view(s1 - s0, m1 - m0, -1)
+            if std > 0:
+                z.normal_(generator=block_generator(seed, j, xs.device))
+                z.mul_(torch.linalg.vector_norm(xin, dim=-1, keepdim=True).mul_(std))
+                z.baddbmm_(xin, w[s0:s1])
+            else:
+                torch.bmm(xin, w[s0:s1], out=z)
+            yb = y[s0:s1, m0:m1]
+            torch.mul(z, scale, out=yb)
+            if p.bias_digital is not None:
+                yb.add_(p.bias_digital)
+
+        run_blocks(job, len(blocks), self.workers)
 
     def _finish(self, layer, x, y, p: _Prepared, s: int, m: int, token) -> torch.Tensor:
-        """Digital bias, scatter kept columns back to the layer's N outputs, reshape."""
+        """Scatter kept columns back to the layer's N outputs and reshape."""
         lm = p.lm
-        if p.bias_digital is not None:
-            y = y + p.bias_digital
         if lm.cols_logical == lm.n:
             out = y
         else:
             out = y.new_zeros(s, m, lm.n)
             out[:, :, lm.col_idx.to(out.device)] = y
         return layer.from_rows(out.reshape(s * m, lm.n).to(x.dtype), token)
-
-    def _encode_inputs(self, xs: torch.Tensor, p: _Prepared) -> tuple[torch.Tensor, torch.Tensor]:
-        """Quantize inputs and split them into crossbar read cycles.
-
-        Returns stacked cycles (S, P·M, K') and each cycle's digital weight (P,).
-        """
-        lm, hw = p.lm, self.hw
-        s, m, _ = xs.shape
-        dt = xs.dtype
-        if lm.binary_mram and lm.pm1_input:
-            codes = torch.where(xs >= 0, 1.0, -1.0).to(dt)
-            return codes, torch.ones(1, device=xs.device, dtype=dt)
-        if not self.opts.quantize:
-            codes = xs / p.x_step
-        else:
-            lo = -p.x_levels if p.signed else 0
-            codes = torch.round(xs / p.x_step).clamp_(lo, p.x_levels)
-        if lm.bias_rows:
-            codes = torch.cat(
-                [codes, codes.new_full((s, m, lm.bias_rows), float(p.x_levels))], dim=-1
-            )
-        if hw.input_mode == "dac" or not self.opts.quantize:
-            return codes, torch.ones(1, device=xs.device, dtype=dt)
-        nbits = max(1, int(round(math.log2(p.x_levels + 1))))
-        mag = codes.abs().to(torch.int32)
-        bits = torch.stack([((mag >> j) & 1) for j in range(nbits)])  # (b, S, M, K')
-        w = torch.tensor([float(2**j) for j in range(nbits)], device=xs.device, dtype=dt)
-        if lm.binary_mram:  # sign routes the row to WL or WL̄ in the same cycle
-            planes = bits.to(dt) * torch.sign(codes).unsqueeze(0)
-        elif p.signed:
-            pos = (codes > 0).unsqueeze(0)
-            planes = torch.cat([bits * pos, bits * (~pos)]).to(dt)
-            w = torch.cat([w, -w])
-        else:
-            planes = bits.to(dt)
-        # (P, S, M, K') -> (S, P·M, K')
-        return planes.permute(1, 0, 2, 3).reshape(s, -1, planes.shape[-1]), w
-
-    def _adc(self, psum: torch.Tensor, p: _Prepared) -> torch.Tensor:
-        b = self.hw.adc_bits
-        if b == 1:
-            return torch.where(psum >= 0, p.adc_mean_abs, -p.adc_mean_abs).to(psum.dtype)
-        top = 2 ** (b - 1) - 1
-        step = p.adc_range / top
-        return torch.round(psum / step).clamp_(-top - 1, top).mul_(step)
-
-
-def _tile_inputs(x: torch.Tensor, p: _Prepared) -> torch.Tensor:
-    """(S, R, K') -> (S, T, R, rows_per_tile), zero-padding the last tile."""
-    s, r, k = x.shape
-    pad = p.tiles * p.rows_per_tile - k
-    if pad:
-        x = torch.cat([x, x.new_zeros(s, r, pad)], dim=-1)
-    return x.reshape(s, r, p.tiles, p.rows_per_tile).transpose(1, 2)
 
 
 # ----------------------------------------------------------------------------------------
@@ -507,20 +650,26 @@ def build_backend(
     backend = AnalogBackend(
         prepared, {id(m): n for n, m in layers.items()}, hw, device_model, opts, gen
     )
+    if not backend.adc_on:
+        return backend  # no ADC ranges to calibrate
     calib = calib_x if calib_x is not None else mapping.calib_input
     if calib is None:
         raise ValueError(
             "no calibration inputs: pass calib_x or build the Mapping with sample_input"
         )
     calib = calib[: opts.calib_samples].to(tdev)
-    backend.program(1, ideal=True)
     backend.calibrating = True
-    with torch.no_grad(), use_backend(model, backend):
-        model(calib)
-    backend.calibrating = False
+    try:
+        backend.program(1, ideal=True)
+        with torch.no_grad(), use_backend(model, backend), _main_thread_serial(backend):
+            model(calib)
+    finally:
+        backend.calibrating = False
     for p in prepared.values():
         vals = torch.cat(p.calib) if p.calib else torch.ones(1)
         p.calib.clear()
+        if vals.numel() > 4_000_000:
+            vals = vals[:: vals.numel() // 4_000_000 + 1]
         rng = (
             float(torch.quantile(vals, opts.adc_percentile / 100.0))
             if opts.adc_percentile < 100
@@ -529,27 +678,37 @@ def build_backend(
         p.adc_range = rng if rng > 0 else 1.0
         mean_abs = float(vals.mean())
         p.adc_mean_abs = mean_abs if mean_abs > 0 else 1.0
+        top = 2 ** (hw.adc_bits - 1) - 1
+        # 1-bit ADC: a comparator whose ±1 outputs are weighted by the mean |psum|
+        p.adc_step = p.adc_mean_abs if hw.adc_bits == 1 else p.adc_range / top
+    backend.program(1, ideal=True)  # leave a usable (ideal, calibrated) chip programmed
     return backend
 
 
-def _bytes_per_instance_sample(mapping: Mapping, hw: HardwareConfig, opts: SimOptions) -> float:
-    """Largest per-layer intermediate (bytes) for one instance and one sample."""
-    worst = 1.0
+def chunk_sizes(
+    mapping: Mapping, hw: HardwareConfig, opts: SimOptions, samples: int, instances: int
+) -> tuple[int, int]:
+    """(instances, samples) per chunk so that programmed weights + activations fit the cap.
+
+    Per instance: every layer's programmed tensor (×2 while the two cells of a pair are
+    drawn, ×2 more with drift). Per instance·sample: each layer's unrolled input, codes
+    and outputs. The cache blocks of :mod:`.sim_kernels` come on top (a few MB).
+    """
+    per_inst = 0.0
+    per_pair = 0.0
     for lm in mapping.layers.values():
-        cyc = lm.input_cycles(hw) if opts.quantize else 1
-        if (
-            lm.signed_input
-            and hw.input_mode == "bit_serial"
-            and opts.quantize
-            and not lm.binary_mram
-        ):
-            cyc = max(cyc, 2)
+        rows = lm.rows_logical * lm.rows_per_input
+        per_inst += rows * lm.cols_logical * lm.slices * 4.0 * (5 if hw.drift_time_s > 0 else 3)
         vec = max(lm.vectors_per_inference, 1)
-        cols = lm.cols_logical * lm.slices
-        rows_t = max(1, math.ceil(lm.rows_logical * lm.rows_per_input / hw.array_size))
-        per = vec * cyc * (rows_t * (cols + hw.array_size) * 3 + lm.rows_logical)
-        worst = max(worst, per * 4.0)
-    return worst
+        per_pair = max(
+            per_pair, vec * (lm.k * 4.0 * 2 + lm.rows_logical * 4.0 * 2 + lm.n * 4.0 * 3)
+        )
+    cap = float(opts.memory_cap_bytes)
+    s_chunk = int(cap // (per_inst + samples * per_pair))
+    if s_chunk >= 1:
+        return min(instances, s_chunk), samples
+    b_chunk = int((cap - per_inst) // per_pair)
+    return 1, max(1, min(samples, b_chunk))
 
 
 def simulate(
@@ -575,7 +734,7 @@ def simulate(
         raise ValueError(f"instances must be >= 1, got {instances}")
     opts = opts or SimOptions()
     if memory_cap_bytes is not None:
-        opts = SimOptions(**{**opts.__dict__, "memory_cap_bytes": int(memory_cap_bytes)})
+        opts = replace(opts, memory_cap_bytes=int(memory_cap_bytes))
     tdev = _resolve_device(device)
     orig_dev = next(model.parameters()).device
     model = model.to(tdev)
@@ -585,7 +744,7 @@ def simulate(
         x = x.to(tdev)
         y = y.to(tdev)
         with torch.no_grad():
-            ideal = _accuracy_digital(model, x, y, opts)
+            ideal = _accuracy_digital(model, x, y)
         backend = build_backend(model, mapping, hw, device_model, seed, opts, calib_x)
         correct = run_instances(model, backend, mapping, hw, x, y, instances, opts)
     finally:
@@ -611,13 +770,13 @@ def run_instances(
     instances: int,
     opts: SimOptions,
 ) -> np.ndarray:
-    """Correct-prediction counts per instance, chunked over instances and samples."""
-    per = _bytes_per_instance_sample(mapping, hw, opts)
-    budget = max(1, int(opts.memory_cap_bytes // per))  # instance·sample pairs per chunk
-    b_chunk = max(1, min(len(x), budget))
-    s_chunk = max(1, min(instances, budget // b_chunk))
+    """Correct-prediction counts per instance, chunked over instances and samples.
+
+    Each instance chunk is programmed once and then sees the whole test set.
+    """
+    s_chunk, b_chunk = chunk_sizes(mapping, hw, opts, len(x), instances)
     correct = np.zeros(instances, dtype=np.float64)
-    with torch.no_grad(), use_backend(model, backend):
+    with torch.no_grad(), use_backend(model, backend), _main_thread_serial(backend):
         for s0 in range(0, instances, s_chunk):
             s = min(s_chunk, instances - s0)
             backend.program(s)
@@ -630,9 +789,23 @@ def run_instances(
     return correct
 
 
-def _accuracy_digital(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, opts: SimOptions
-) -> float:
+@contextlib.contextmanager
+def _main_thread_serial(backend: AnalogBackend) -> Iterator[None]:
+    """Glue ops between blocks (ReLU, reshapes) run single-threaded in the caller.
+
+    The backend's worker threads do the heavy work; intra-op threading of the glue would
+    only add barriers (and restore the caller's thread count afterwards).
+    """
+    saved = torch.get_num_threads()
+    if backend.workers > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def _accuracy_digital(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     correct = 0
     for b0 in range(0, len(x), 4096):
         correct += int((model(x[b0 : b0 + 4096]).argmax(-1) == y[b0 : b0 + 4096]).sum())

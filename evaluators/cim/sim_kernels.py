@@ -1,0 +1,235 @@
+"""Cache-blocked, thread-parallel kernels of the Monte-Carlo crossbar simulator.
+
+No physics is decided here: :mod:`.simulator` says *what* a tile read is (programmed
+conductances, read-noise std, ADC range); these functions only do it fast. Why they look
+the way they do (measured on the 2-core project machine):
+
+* The work of one layer is a few large batched products (instances in the batch dim,
+  input bit planes in the row dim, weight slices in the column dim: one ``bmm`` per row
+  tile) followed by cheap elementwise passes (read noise, ADC round/clamp, shift-and-add).
+  Those passes cost little *only* while their operand stays in cache; over a 300 MB
+  tensor they run at DRAM speed and dominate. So every layer call is cut into blocks of
+  about ``block_elems`` partial sums and each block runs all passes before the next.
+* Blocks are independent, so they run on a pool of worker threads, each running torch
+  ops single-threaded (:func:`run_blocks`). Fine-grained intra-op threading of many
+  small elementwise ops costs a barrier per op; on a shared, loaded machine a descheduled
+  thread stalls every barrier (measured: 9 vs 62 instances/s). Coarse blocks do not care.
+* Gaussian noise is the single largest cost (torch's normal_ is one serial Mersenne
+  Twister stream, ~2.6 ns per draw, more than the matmul for a 65-row tile). Each block
+  draws from its own generator, seeded from (call seed, block index) by
+  :func:`block_generator`, so draws parallelise and results do not depend on the number
+  of threads or on scheduling — only on the block decomposition.
+* Read noise is drawn straight into the output buffer, scaled per row, and the product is
+  accumulated on top of it with ``baddbmm_`` (the GEMM reads C anyway).
+* The ADC step is folded into the programmed conductances by the caller, so the ADC is
+  ``clamp_`` + ``round_`` in place (bounds are integers, so the order does not matter).
+* Shift-and-add over bit planes is a tiny batched GEMV with the ±2^b plane weights that
+  also accumulates over row tiles; over weight slices it runs once per block
+  (:func:`combine_slices`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+_MASK64 = (1 << 64) - 1
+_pool: ThreadPoolExecutor | None = None
+_pool_workers = 0
+_pool_lock = threading.Lock()
+_tls = threading.local()
+
+
+def _single_thread_worker() -> None:
+    torch.set_num_threads(1)  # per-thread setting (OpenMP ICV); the caller keeps its own
+
+
+def run_blocks(fn: Callable[[int], object], n_blocks: int, workers: int) -> None:
+    """Run ``fn(0) … fn(n_blocks − 1)`` on ``workers`` single-threaded worker threads.
+
+    torch ops release the GIL, so blocks run truly in parallel. Exceptions propagate.
+    """
+    global _pool, _pool_workers
+    if workers <= 1 or n_blocks <= 1:
+        for j in range(n_blocks):
+            fn(j)
+        return
+    with _pool_lock:
+        if _pool is None or _pool_workers != workers:
+            if _pool is not None:
+                _pool.shutdown(wait=True)
+            _pool = ThreadPoolExecutor(
+                workers, thread_name_prefix="cim-sim", initializer=_single_thread_worker
+            )
+            _pool_workers = workers
+        pool = _pool
+    for _ in pool.map(fn, range(n_blocks)):
+        pass
+
+
+def _splitmix64(x: int) -> int:
+    """SplitMix64 finaliser (Steele et al. 2014): decorrelates consecutive seeds."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def block_generator(
+    base_seed: int, block: int, device: torch.device | str = "cpu"
+) -> torch.Generator:
+    """The generator of block ``block`` of a call whose seed is ``base_seed``."""
+    g = torch.Generator(device=device)
+    g.manual_seed(_splitmix64((base_seed * 0x100000001B3 + block) & _MASK64) >> 1)
+    return g
+
+
+def scratch(
+    name: str, n: int, like: torch.Tensor, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """A per-thread reusable flat buffer of ≥ n elements (no allocation per block)."""
+    dtype = dtype or like.dtype
+    bufs = getattr(_tls, "bufs", None)
+    if bufs is None:
+        bufs = _tls.bufs = {}
+    key = (name, dtype, like.device)
+    b = bufs.get(key)
+    if b is None or b.numel() < n:
+        b = bufs[key] = torch.empty(max(n, 1), dtype=dtype, device=like.device)
+    return b[:n]
+
+
+def release_scratch() -> None:
+    """Drop the calling thread's scratch buffers."""
+    _tls.bufs = {}
+
+
+def block_shape(
+    instances: int, planes: int, samples: int, width: int, block_elems: int
+) -> tuple[int, int]:
+    """(instances, samples) per block so that ``instances·planes·samples·width ≤ block_elems``.
+
+    Whole sample sets first (fewer, larger GEMMs); at least one instance and one sample.
+    """
+    rows = max(1, block_elems // max(1, width))
+    if planes * samples <= rows:
+        return max(1, min(instances, rows // (planes * samples))), samples
+    return 1, max(1, min(samples, rows // planes))
+
+
+def input_planes(
+    codes: torch.Tensor, nbits: int, kind: str, interleave: bool, out: torch.Tensor
+) -> torch.Tensor:
+    """Crossbar read cycles of integer input codes, written into ``out``.
+
+    ``codes`` (sb, mb, K) holds integers. ``kind``:
+
+    * ``"dac"``: one cycle carrying the code itself (P = 1);
+    * ``"unsigned"``: P = nbits one-bit cycles of the (non-negative) code;
+    * ``"signed"``: P = 2·nbits: bits of max(code, 0), then bits of max(−code, 0) (the
+      caller weights the second half −2^b);
+    * ``"routed"``: P = nbits cycles of |code|'s bits, the sign choosing the word line.
+
+    ``interleave`` (complementary MRAM units): row 2r carries x⁺ (WL_r), row 2r+1 x⁻
+    (WL̄_r), matching the interleaved [G_A; G_B] conductance rows.
+    Returns ``out`` viewed as (sb, P·mb, K·(1 + interleave)), rows ordered (plane, sample).
+    """
+    sb, mb, k = codes.shape
+    if kind == "dac":
+        if interleave:
+            o = out.view(sb, mb, k, 2)
+            torch.clamp(codes, min=0, out=o[..., 0])
+            torch.clamp(codes.neg(), min=0, out=o[..., 1])
+        else:
+            out.view(sb, mb, k).copy_(codes)
+        return out.view(sb, mb, -1)
+    n = codes.numel()
+    pos = scratch("pos", n, codes, torch.int32).view(sb, mb, k)
+    pos.copy_(codes.clamp(min=0))
+    neg = None
+    if kind != "unsigned":
+        neg = scratch("neg", n, codes, torch.int32).view(sb, mb, k)
+        neg.copy_(codes.neg().clamp_(min=0))
+    bit = scratch("bit", n, codes, torch.int32).view(sb, mb, k)
+    p = nbits * (2 if kind == "signed" else 1)
+    if interleave:
+        o = out.view(sb, p, mb, k, 2)
+        dst_pos = lambda j: o[:, j, :, :, 0]  # noqa: E731
+        dst_neg = lambda j: o[:, j, :, :, 1]  # noqa: E731
+    else:
+        o = out.view(sb, p, mb, k)
+        dst_pos = lambda j: o[:, j]  # noqa: E731
+        dst_neg = lambda j: o[:, nbits + j] if kind == "signed" else o[:, j]  # noqa: E731
+    for j in range(nbits):
+        torch.bitwise_right_shift(pos, j, out=bit)
+        dst_pos(j).copy_(bit.bitwise_and_(1))
+        if neg is not None:
+            torch.bitwise_right_shift(neg, j, out=bit)
+            dst_neg(j).copy_(bit.bitwise_and_(1))
+    return out.view(sb, p * mb, -1)
+
+
+def tile_reads(
+    x: torch.Tensor,
+    weights: list[torch.Tensor],
+    row_ranges: list[tuple[int, int]],
+    plane_w: torch.Tensor | None,
+    read_std: float,
+    gen: torch.Generator | None,
+    adc: tuple[float, float] | str | None,
+    z: torch.Tensor,
+    acc: torch.Tensor,
+    calib: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """All row tiles of one block: product, read noise, ADC, shift-and-add over planes/tiles.
+
+    ``x`` (sb, P·mb, K) input cycles; ``weights[t]`` (sb, K_t, C) tile t's programmed
+    conductances (in ADC-step units) for rows ``row_ranges[t]`` of ``x``; ``plane_w``
+    (P,) the cycles' digital weights (None: one cycle of weight 1). Read noise: each
+    output gets N(0, (read_std·‖x_tile‖)²). ``adc``: (lo, hi) integer range, ``"sign"``
+    (1-bit comparator → ±1) or None (no ADC). ``z`` (≥ sb·P·mb·C elements) and ``acc``
+    (≥ sb·mb·C) are scratch; returns acc viewed (sb, mb, C) = Σ_t Σ_p w_p·ADC(psum).
+    ``calib`` collects |psum| before the ADC (ADC range calibration).
+    """
+    sb, pm, _ = x.shape
+    c = weights[0].shape[-1]
+    p = 1 if plane_w is None else plane_w.numel()
+    mb = pm // p
+    zb = z[: sb * pm * c].view(sb, pm, c)
+    out = acc[: sb * mb * c].view(sb, 1, mb * c)
+    pw = None if plane_w is None else plane_w.view(1, 1, p).expand(sb, 1, p)
+    for t, ((r0, r1), g) in enumerate(zip(row_ranges, weights, strict=True)):
+        xt = x[:, :, r0:r1]
+        if read_std > 0:
+            zb.normal_(generator=gen)
+            zb.mul_(torch.linalg.vector_norm(xt, dim=-1, keepdim=True).mul_(read_std))
+            zb.baddbmm_(xt, g)
+        else:
+            torch.bmm(xt, g, out=zb)
+        if calib is not None:
+            calib.append(zb.abs().flatten())
+        if adc == "sign":
+            zb.copy_(torch.where(zb >= 0, 1.0, -1.0))
+        elif adc is not None:
+            zb.clamp_(adc[0], adc[1]).round_()
+        if pw is None:
+            if t == 0:
+                out.view(sb, pm * c).copy_(zb.view(sb, pm * c))
+            else:
+                out.view(sb, pm * c).add_(zb.view(sb, pm * c))
+        elif t == 0:
+            torch.bmm(pw, zb.view(sb, p, mb * c), out=out)
+        else:
+            out.baddbmm_(pw, zb.view(sb, p, mb * c))
+    return out.view(sb, mb, c)
+
+
+def combine_slices(acc: torch.Tensor, slice_w: list[float], out: torch.Tensor) -> None:
+    """out (sb, mb, N) = Σ_k slice_w[k]·acc[..., k·N:(k+1)·N] (shift-and-add over slices)."""
+    n = out.shape[-1]
+    torch.mul(acc[..., :n], slice_w[0], out=out)
+    for k in range(1, len(slice_w)):
+        out.add_(acc[..., k * n : (k + 1) * n], alpha=slice_w[k])
