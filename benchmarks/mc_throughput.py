@@ -80,15 +80,21 @@ def mm_gflops(n: int = 2048, reps: int = 5) -> float:
 def sim_flops(
     mapping: Mapping, hw: HardwareConfig, n_samples: int, instances: int, quantize: bool
 ) -> float:
-    """Matmul FLOPs the simulator performs: tiles × padded rows × (slices·cols) × cycles."""
+    """Matmul FLOPs the simulator executes (2 per multiply-accumulate).
+
+    With per-tile ADCs: every input cycle (bit plane) × every physical row of every row
+    tile (partial last tiles are not padded, so this is the mapped row count) × slices ×
+    columns. Without ADCs (quantization off, or a digital device) shift-and-add is linear
+    and the simulator runs one product on the combined weight (K' rows, N' columns).
+    """
     total = 0.0
+    adc = quantize and hw.device_model().analog
     for lm in mapping.layers.values():
-        if not quantize and not lm.binary_mram:  # one matmul on the shift-and-added weight
-            total += 2.0 * n_samples * lm.rows_logical * lm.cols_logical
+        vec = n_samples * max(lm.vectors_per_inference, 1)
+        if not adc:
+            total += 2.0 * vec * lm.rows_physical * lm.cols_logical
             continue
-        rows = lm.row_tiles * hw.array_size // lm.rows_per_input
-        cyc = lm.input_cycles(hw) if quantize else 1
-        total += 2.0 * n_samples * cyc * rows * lm.cols_logical * lm.slices * lm.rows_per_input
+        total += 2.0 * vec * lm.input_cycles(hw) * lm.rows_physical * lm.cols_logical * lm.slices
     return total * instances
 
 
