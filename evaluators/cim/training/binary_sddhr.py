@@ -72,6 +72,9 @@ class MRAMInstances:
         key = id(layer)
         d = self._draws.get(key)
         if d is None or d[0].shape != shape:
+            gen = self.generator
+            if gen is not None and gen.device != w.device:
+                gen = None  # accelerator: draw there, seeded by torch.manual_seed
             gpa, gapa = mram.sample_conductances(
                 shape, self.params, self.generator, w.device, w.dtype
             )

@@ -232,9 +232,9 @@ def noisy_accuracy(
 
     ``make_backend(G)`` returns a backend simulating G instances on G copy-major groups
     (e.g. ``lambda g: WeightNoise(0.1, groups=g)``). A quick check of the training noise
-    model itself; deployment accuracy comes from ``evaluators.cim.simulator``. For static
-    (programming) noise the same instance must serve every batch: pass ``WeightNoise(...,
-    fixed=True)``.
+    model itself; deployment accuracy comes from ``evaluators.cim.simulator``. The backend
+    is never resampled here, so the same G instances (static programming noise) serve
+    every batch of ``x``.
     """
     was_training = model.training
     model.eval()
