@@ -187,18 +187,9 @@ def _front_table(front: Any, spec: dict[str, Any], all_columns: bool) -> Any:
         return front
     objectives = list(spec.get("objectives", {}))
     params = list((spec.get("space") or {}).keys())
-    skip = {
-        "seq",
-        "status",
-        "attempts",
-        "error",
-        "worker",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "done_seq",
-        "training_key",
-    }
+    from dse.store import META_COLUMNS
+
+    skip = set(META_COLUMNS)
     param_cols = [
         c
         for c in front.columns

@@ -29,24 +29,10 @@ import numpy as np
 import pandas as pd
 
 from dse import plots
+from dse.store import META_COLUMNS
 
 __all__ = ["ReportError", "write_report", "report_from_store", "META_COLUMNS"]
 
-#: meta columns of :meth:`dse.store.Store.frame` (docs/architecture.md, "Store contract")
-META_COLUMNS = (
-    "design_id",
-    "seq",
-    "status",
-    "attempts",
-    "error",
-    "training_key",
-    "worker",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "duration_s",
-    "done_seq",
-)
 _BREAKDOWNS = (("energy", "_nj", "Energy per inference", "nJ"), ("area", "_mm2", "Area", "mm²"))
 _VECTOR_ELEMENT = re.compile(r"^(?P<base>.+)_(?P<i>\d+)$")
 
