@@ -375,3 +375,39 @@ def test_fast_path_equals_reference(mode, variation):
         steps,
     )
     assert not torch.allclose(fast, clean, rtol=1e-3, atol=1e-3 * float(clean.abs().max()))
+
+
+def test_prepared_layers_cached_by_content(mlp, digits):
+    """Noise-only hardware variants reuse the slicing + ADC calibration; new weights do not."""
+    import copy
+
+    from evaluators.cim.simulator import build_backend
+
+    xtr = digits[0]
+    hw = HardwareConfig(adc_bits=6, act_bits=6)
+    m = Mapping.from_model(mlp, hw, sample_input=xtr[:64])
+    a = build_backend(mlp, m, hw, hw.device_model())
+    noisier = HardwareConfig(adc_bits=6, act_bits=6, variation_scale=3.0)
+    b = build_backend(
+        mlp,
+        Mapping.from_model(mlp, noisier, sample_input=xtr[:64]),
+        noisier,
+        noisier.device_model(),
+    )
+    assert b.prepared is a.prepared  # same model, same nominal chip: one calibration
+    other = copy.deepcopy(mlp)
+    with torch.no_grad():  # in place: same shapes, new content (layer 0 scaled by 2)
+        other[0].weight.mul_(2.0)
+        other[0].bias.mul_(2.0)
+    c = build_backend(
+        other, Mapping.from_model(other, hw, sample_input=xtr[:64]), hw, hw.device_model()
+    )
+    assert c.prepared is not a.prepared
+    # max-abs weight quantization: same integer codes and ADC range, twice the weight step
+    assert c.prepared["0"].w_scale == pytest.approx(2 * a.prepared["0"].w_scale)
+    assert c.prepared["0"].adc_range == pytest.approx(a.prepared["0"].adc_range)
+    hw8 = HardwareConfig(adc_bits=8, act_bits=6)
+    d = build_backend(
+        mlp, Mapping.from_model(mlp, hw8, sample_input=xtr[:64]), hw8, hw8.device_model()
+    )
+    assert d.prepared is not a.prepared  # other ADC: other step
