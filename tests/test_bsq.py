@@ -63,3 +63,17 @@ def test_raising_alpha_lowers_bits():
         bits.append(out["avg_weight_bits"])
         assert out["compression"] == pytest.approx(32 / out["avg_weight_bits"])
     assert bits[1] < bits[0] - 1.0, bits
+
+
+@pytest.mark.parametrize("method", ["preact_noise", "ha_sgd"])
+def test_bsq_combines_with_noise_aware_methods(method):
+    # regression: with the per-layer scales on the planes' SGD learning rate, a noise-aware
+    # loss drove every scale through zero and training ended in NaN weights
+    from evaluators.cim.devices import get_device
+
+    data = load_dataset("digits", max_train=600)
+    model = build_model("mlp", data.input_shape, data.num_classes, hidden=32)
+    config = TrainConfig(method=method, epochs=2, bsq_alpha=0.005, sigma=0.15, samples=2)
+    out = train_model(model, data, config, get_device("pcm"))
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert out["train_accuracy_clean"] > 0.5

@@ -75,6 +75,10 @@ class BitPlanes(nn.Module):
     def clamp_(self) -> None:
         self.pos.clamp_(0.0, 2.0)
         self.neg.clamp_(0.0, 2.0)
+        # a noise-aware method's loss falls as the weight range (∝ scale) shrinks; an SGD
+        # step can push the scale through zero, which flips every weight and (at 0) makes
+        # range-relative noise NaN. The scale is a magnitude: keep it positive.
+        self.scale.clamp_(min=1e-6)
 
     @torch.no_grad()
     def requantize(self) -> None:
@@ -151,6 +155,10 @@ class BSQ:
     def parameters(self) -> list[nn.Parameter]:
         """Current bit planes and scales (re-created at every re-quantization)."""
         return [t for _, p in self.layers for t in (p.pos, p.neg, p.scale)]
+
+    def plane_parameters(self) -> list[nn.Parameter]:
+        """The bit planes alone (trained with SGD so plane b moves 2^b times faster)."""
+        return [t for _, p in self.layers for t in (p.pos, p.neg)]
 
     def bits(self) -> list[int]:
         return [p.bits for _, p in self.layers]

@@ -127,9 +127,14 @@ def _fit(
         # 2^b times that of the LSB plane, which is what lets the bit-level group Lasso
         # zero low-significance planes first. A per-parameter-normalised optimiser
         # (Adam) would move every plane at the same rate and erase that ordering.
-        plane_ids = {id(p) for p in bsq.parameters()}
+        # The per-layer scales (in ``rest``: they are model parameters through the
+        # parametrization) train with the network's own optimiser: at the planes' SGD
+        # learning rate a noise-aware loss (noise relative to the weight range) drives
+        # the scale to zero within an epoch.
+        planes = bsq.plane_parameters()
+        plane_ids = {id(p) for p in planes}
         rest = [p for p in params if id(p) not in plane_ids]
-        opts = [torch.optim.SGD(bsq.parameters(), lr=config.bsq_lr, momentum=0.9)]
+        opts = [torch.optim.SGD(planes, lr=config.bsq_lr, momentum=0.9)]
         if rest:
             opts.append(_optimizer(config, rest))
         opt = _Multi(opts)
