@@ -18,8 +18,13 @@ STUDIES = sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.yaml"
 def test_the_documented_studies_are_shipped():
     names = {p.stem for p in STUDIES}
     assert {
-        "quickstart", "zdt1", "s_ddhr_mram", "ha_sgd", "sandia_rnn",
-        "codesign_group_hs_bsq", "cluster_sweep",
+        "quickstart",
+        "zdt1",
+        "s_ddhr_mram",
+        "ha_sgd",
+        "sandia_rnn",
+        "codesign_group_hs_bsq",
+        "cluster_sweep",
     } <= names
 
 
@@ -34,8 +39,12 @@ def test_every_study_file_validates(path: Path):
 
 
 def test_quickstart_end_to_end(tmp_path: Path, capsys):
-    spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "studies" / "quickstart.yaml").read_text())
-    spec["evaluator"].update(epochs=2, mc_instances=4, cache_dir=str(tmp_path / "cache"), max_test=120)
+    spec = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "studies" / "quickstart.yaml").read_text()
+    )
+    spec["evaluator"].update(
+        epochs=2, mc_instances=4, cache_dir=str(tmp_path / "cache"), max_test=120
+    )
     spec["optimizer"]["population"] = 4
     spec["budget"] = {"evaluations": 8}
     study = tmp_path / "quickstart.yaml"
