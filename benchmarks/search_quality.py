@@ -404,6 +404,12 @@ def verify_replay(spec: dict[str, Any], parquet: Path, n: int) -> None:
         f"'{spec['evaluator']['name']}'; largest relative objective difference {worst:.2e}",
         flush=True,
     )
+    if worst > 1e-6:
+        print(
+            "WARNING: the recorded enumeration no longer matches the evaluator (its code changed "
+            "since); searches would be scored on stale results - enumerate again in a new --workdir",
+            flush=True,
+        )
 
 
 def run_search(
