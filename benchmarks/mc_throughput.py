@@ -38,6 +38,7 @@ from evaluators.cim.layers import CrossbarLinear  # noqa: E402
 from evaluators.cim.mapping import HardwareConfig, Mapping  # noqa: E402
 from evaluators.cim.simulator import SimOptions, build_backend, run_instances  # noqa: E402
 
+SIM_CAP = 64 * 2**20  # simulator memory cap (bytes) used throughout
 LIGHTNING_VERSION = "2.1.0"
 TORCH_VERSION = "2.13.0"
 
@@ -99,7 +100,7 @@ def sim_flops(
 
 
 def time_ours(net, mapping, hw, xte, yte, instances, quantize, seed=0, reps=2):
-    opts = SimOptions(quantize=quantize, read_noise=quantize, memory_cap_bytes=64 * 2**20)
+    opts = SimOptions(quantize=quantize, read_noise=quantize, memory_cap_bytes=SIM_CAP)
     backend = build_backend(net, mapping, hw, hw.device_model(), seed=seed, opts=opts)
     run_instances(net, backend, mapping, hw, xte, yte, min(instances, 4), opts)  # warm-up
     best, acc = float("inf"), None
@@ -266,6 +267,7 @@ def main() -> None:
     )
 
     rows = []
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     for quantize in (True, False):
         t, acc = time_ours(net, mapping, hw, xte, yte, s, quantize)
         fl = sim_flops(mapping, hw, len(xte), s, quantize)
@@ -276,7 +278,11 @@ def main() -> None:
             f"{fl / t / 1e9:6.1f} GFLOP/s ({100 * fl / t / 1e9 / gf_mm:5.1f}% of torch.mm), mean acc {acc:.4f}"
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak resident memory (process): {peak:.0f} MiB")
+    print(
+        f"peak resident memory (process): {peak:.0f} MiB, {peak_before:.0f} MiB before the "
+        f"simulator runs (cap: {SIM_CAP >> 20} MiB of programmed weights + activations per "
+        f"chunk, plus {SimOptions().block_elems * 4 >> 10} KiB cache blocks per thread)"
+    )
 
     if args.skip_aihwkit:
         print("aihwkit-lightning: skipped (--skip-aihwkit)")
@@ -311,11 +317,54 @@ def main() -> None:
         hw2 = HardwareConfig(**{**hw.to_dict(), **kw})
         t0 = time.perf_counter()
         m2 = Mapping.from_model(net, hw2, sample_input=xtr[:256])
-        opts = SimOptions(memory_cap_bytes=64 * 2**20)
+        opts = SimOptions(memory_cap_bytes=SIM_CAP)
         be = build_backend(net, m2, hw2, hw2.device_model(), opts=opts)
         correct = run_instances(net, be, m2, hw2, xte, yte, 32, opts)
         dt = time.perf_counter() - t0
         print(f"  {kw}: {dt:.3f} s, mean acc {correct.mean() / len(yte):.4f}")
+    evaluator_reeval()
+
+
+def evaluator_reeval(instances: int = 32) -> None:
+    """Hardware-only re-evaluations of one trained digits MLP (hidden 64) via ``cim``."""
+    from evaluators.cim.evaluator import CimEvaluator
+
+    base = {
+        "dnn.model": "mlp",
+        "dnn.hidden": 64,
+        "train.method": "ideal",
+        "train.lr": 0.01,
+        "hw.device": "reram",
+        "hw.array_size": 128,
+        "hw.adc_bits": 8,
+        "hw.act_bits": 8,
+        "hw.input_mode": "bit_serial",
+    }
+    variants = (
+        {},
+        {"hw.adc_bits": 4},
+        {"hw.array_size": 64},
+        {"hw.device": "pcm", "hw.drift_time_s": 86400.0},
+        {"hw.device": "sonos", "hw.variation_scale": 3.0},
+        {"hw.input_mode": "dac"},
+        {"hw.device": "fefet", "hw.cell_bits": 1},
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        ev = CimEvaluator(cache_dir=cache, mc_instances=instances, epochs=10)
+        t0 = time.perf_counter()
+        ev.evaluate(base)
+        print(
+            f"cim evaluator, digits MLP hidden 64, {instances} instances, {len(ev.data().test_y)} "
+            f"test samples (training + first deploy {time.perf_counter() - t0:.1f} s); "
+            "hardware-only re-evaluations (mapping + calibration + MC + cost):"
+        )
+        for kw in variants:
+            t0 = time.perf_counter()
+            r = ev.evaluate({**base, **kw})
+            dt = time.perf_counter() - t0
+            print(
+                f"  bit_serial 8-bit {kw or '(same design)'}: {dt:.3f} s, mean acc {r['accuracy_mean']:.4f}"
+            )
 
 
 if __name__ == "__main__":
