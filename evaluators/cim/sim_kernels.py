@@ -30,6 +30,7 @@ the way they do (measured on the 2-core project machine):
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +39,7 @@ import torch
 
 _MASK64 = (1 << 64) - 1
 _pool: ThreadPoolExecutor | None = None
-_pool_workers = 0
+_pool_key: tuple[int, int] = (0, 0)
 _pool_lock = threading.Lock()
 _tls = threading.local()
 
@@ -52,19 +53,20 @@ def run_blocks(fn: Callable[[int], object], n_blocks: int, workers: int) -> None
 
     torch ops release the GIL, so blocks run truly in parallel. Exceptions propagate.
     """
-    global _pool, _pool_workers
+    global _pool, _pool_key
     if workers <= 1 or n_blocks <= 1:
         for j in range(n_blocks):
             fn(j)
         return
+    key = (workers, os.getpid())  # a forked child inherits the object, not the threads
     with _pool_lock:
-        if _pool is None or _pool_workers != workers:
-            if _pool is not None:
+        if _pool is None or _pool_key != key:
+            if _pool is not None and _pool_key[1] == key[1]:
                 _pool.shutdown(wait=True)
             _pool = ThreadPoolExecutor(
                 workers, thread_name_prefix="cim-sim", initializer=_single_thread_worker
             )
-            _pool_workers = workers
+            _pool_key = key
         pool = _pool
     for _ in pool.map(fn, range(n_blocks)):
         pass
@@ -100,11 +102,6 @@ def scratch(
     if b is None or b.numel() < n:
         b = bufs[key] = torch.empty(max(n, 1), dtype=dtype, device=like.device)
     return b[:n]
-
-
-def release_scratch() -> None:
-    """Drop the calling thread's scratch buffers."""
-    _tls.bufs = {}
 
 
 def block_shape(

@@ -425,6 +425,8 @@ class AnalogBackend:
         dev_type = gen.device.type if gen is not None else "cpu"
         #: worker threads for independent blocks (CPU); GPUs parallelise inside each op
         self.workers = torch.get_num_threads() if dev_type == "cpu" else 1
+        #: partial sums per block: cache-sized on CPU, large enough to fill a GPU
+        self.block_elems = int(opts.block_elems) * (1 if dev_type == "cpu" else 64)
 
     def _next_seed(self) -> int:
         g = self.gen
@@ -436,7 +438,7 @@ class AnalogBackend:
         self.instances = instances
         self.ideal = ideal
         self.weights, self.combined = {}, {}
-        be = self.opts.block_elems
+        be = self.block_elems
         for n, p in self.prepared.items():
             seed = 0 if ideal else self._next_seed()
             if self.adc_on or self.calibrating:
@@ -508,7 +510,7 @@ class AnalogBackend:
         return kind, nbits, torch.tensor(w, dtype=self.opts.dtype)
 
     def _blocks(self, s: int, planes: int, m: int, width: int) -> tuple[int, int, list]:
-        sb, mb = block_shape(s, planes, m, width, self.opts.block_elems)
+        sb, mb = block_shape(s, planes, m, width, self.block_elems)
         return sb, mb, [(s0, m0) for s0 in range(0, s, sb) for m0 in range(0, m, mb)]
 
     # -- per-tile ADC path ----------------------------------------------------------------
