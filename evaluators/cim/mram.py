@@ -72,17 +72,30 @@ def sample_conductances(
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
+    model: str = "gaussian_g",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-cell (G_P, G_AP) in siemens·Ω-normalised units (G·r_p, so nominal G_P = 1).
 
-    R is drawn from N(μ, σ²) and clipped at 1 % of μ to stay physical (a 25σ event
-    for the default 4 % spread).
+    ``model="gaussian_g"`` (default) is seed 000's stochastic model, Gaussian in
+    conductance: G_P ~ N(1/μ_P, σ_P²/μ_P⁴), G_AP ~ N(1/μ_AP, σ_AP²/μ_AP⁴) (Zhang, Chen,
+    Verma, ICASSP 2019, "Distribution Modeling"), clipped at 1 % of the mean.
+    ``model="gaussian_r"`` draws R ~ N(μ, σ²) (clipped at 1 % of μ) and inverts it: the
+    same to first order, but at 10× variation (σ_R/μ_R = 40 %) its heavy 1/R tail
+    dominates every column sum, which the seed's model (and its results) do not have.
     """
-    r_p = p.r_p + p.sigma_p * torch.randn(shape, generator=generator, device=device, dtype=dtype)
-    r_ap = p.r_ap + p.sigma_ap * torch.randn(shape, generator=generator, device=device, dtype=dtype)
-    r_p = r_p.clamp_min(0.01 * p.r_p)
-    r_ap = r_ap.clamp_min(0.01 * p.r_ap)
-    return p.r_p / r_p, p.r_p / r_ap
+    if model not in ("gaussian_g", "gaussian_r"):
+        raise ValueError(f"MRAM conductance model {model!r}; allowed: gaussian_g, gaussian_r")
+    z_p = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    z_ap = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    if model == "gaussian_r":
+        r_p = (p.r_p + p.sigma_p * z_p).clamp_min(0.01 * p.r_p)
+        r_ap = (p.r_ap + p.sigma_ap * z_ap).clamp_min(0.01 * p.r_ap)
+        return p.r_p / r_p, p.r_p / r_ap
+    # normalised by r_p: mean G_P·r_p = 1, mean G_AP·r_p = r_p/r_ap; σ_G = σ_R/μ_R²
+    g_p_mean, g_ap_mean = 1.0, p.r_p / p.r_ap
+    g_p = g_p_mean + (p.sigma_p / p.r_p) * z_p
+    g_ap = g_ap_mean + (p.r_p * p.sigma_ap / p.r_ap**2) * z_ap
+    return g_p.clamp_min(0.01 * g_p_mean), g_ap.clamp_min(0.01 * g_ap_mean)
 
 
 def unit_conductances(
