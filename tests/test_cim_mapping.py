@@ -113,3 +113,16 @@ def test_invocations_and_vectors_are_counted_by_hooks():
     assert mc.mac_count == 36 * 9 * 4 + 144 * 2
     with pytest.raises(ValueError, match="sample_input"):
         Mapping.from_model(conv, HardwareConfig())
+
+
+def test_non_finite_weights_are_rejected_with_a_clear_message():
+    import torch
+
+    from evaluators.cim.layers import CrossbarLinear
+    from evaluators.cim.mapping import HardwareConfig, Mapping
+
+    model = torch.nn.Sequential(CrossbarLinear(8, 4))
+    with torch.no_grad():
+        model[0].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite weights"):
+        Mapping.from_model(model, HardwareConfig(), sample_input=torch.rand(4, 8))

@@ -354,6 +354,12 @@ def _map_layer(
         w = layer.matrix().detach().float()  # (K, N)
         b = layer.bias_vector()
         b = None if b is None else b.detach().float()
+    if not torch.isfinite(w).all() or (b is not None and not torch.isfinite(b).all()):
+        raise ValueError(
+            f"layer {name!r} has non-finite weights or bias (NaN/inf): the trained model "
+            "diverged, so it cannot be mapped onto crossbars; lower train.lr or the "
+            "regularizer strengths (dnn.group_hs, dnn.bsq_alpha)"
+        )
     k, n = w.shape
     binary = bool(layer.binary)
     binary_mram = binary and dev.binary
