@@ -195,11 +195,12 @@ def tile_reads(
     c = weights[0].shape[-1]
     p = 1 if plane_w is None else plane_w.numel()
     mb = pm // p
-    zb = z[: sb * pm * c].view(sb, pm, c)
     out = acc[: sb * mb * c].view(sb, 1, mb * c)
     pw = None if plane_w is None else plane_w.view(1, 1, p).expand(sb, 1, p)
     for t, ((r0, r1), g) in enumerate(zip(row_ranges, weights, strict=True)):
         xt = x[:, :, r0:r1]
+        # one cycle: tile 0 is read straight into the accumulator (no copy)
+        zb = out.view(sb, pm, c) if pw is None and t == 0 else z[: sb * pm * c].view(sb, pm, c)
         if read_std > 0:
             zb.normal_(generator=gen)
             zb.mul_(torch.linalg.vector_norm(xt, dim=-1, keepdim=True).mul_(read_std))
@@ -213,9 +214,7 @@ def tile_reads(
         elif adc is not None:
             zb.clamp_(adc[0], adc[1]).round_()
         if pw is None:
-            if t == 0:
-                out.view(sb, pm * c).copy_(zb.view(sb, pm * c))
-            else:
+            if t > 0:
                 out.view(sb, pm * c).add_(zb.view(sb, pm * c))
         elif t == 0:
             torch.bmm(pw, zb.view(sb, p, mb * c), out=out)

@@ -296,7 +296,7 @@ def _blocks_over_instances(
     """Fill ``out`` (S, …) block by block of instances, each with its own generator."""
     s = out.shape[0]
     per = max(1, out[0].numel())
-    sb = max(1, min(s, (4 * block_elems) // per))
+    sb = max(1, min(s, block_elems // per))
     starts = list(range(0, s, sb))
 
     def job(j: int) -> None:
