@@ -33,6 +33,13 @@ zero-padded: a partial last tile multiplies only its real rows (padded rows carr
 input and add neither current nor read noise, so this is exact). Without ADCs (SRAM,
 or ``SimOptions.quantize=False``) shift-and-add is linear and folds into one effective
 weight per instance. Work is chunked over instances and samples under a memory cap.
+
+Blocks run on a pool of single-threaded worker threads (:func:`sim_kernels.run_blocks`)
+and each block draws its noise from its own generator, seeded from the call's seed and
+the block index: a seed gives the same chips and reads for any thread count (and the
+same block size / memory cap). The fast path is checked against a plain per-instance,
+per-tile, per-cycle, per-slice reference with replayed noise in
+``tests/test_cim_simulator.py``.
 """
 
 from __future__ import annotations
@@ -72,7 +79,8 @@ class SimOptions:
     #: cap on the programmed weights + activations of one instance/sample chunk (bytes)
     memory_cap_bytes: int = 512 * 2**20
     #: partial sums per cache block (float32: 4 bytes each); keeps the elementwise
-    #: passes (read noise, ADC, shift-and-add) in L2/L3 instead of DRAM
+    #: passes (read noise, ADC, shift-and-add) in L2/L3 instead of DRAM. Noise streams
+    #: are per block, so a given seed reproduces exactly for the same block_elems.
     block_elems: int = 2**18
     #: max calibration samples
     calib_samples: int = 128
@@ -123,11 +131,6 @@ class _Prepared:
     adc_range: float = 1.0
     adc_mean_abs: float = 1.0
     calib: list[torch.Tensor] = field(default_factory=list)
-
-    @property
-    def cols(self) -> int:
-        """Columns of the tile products: slices·N' (multi-level) or N' (MRAM)."""
-        return self.n_cols * self.slices
 
 
 def _prepare(
