@@ -411,3 +411,24 @@ def test_prepared_layers_cached_by_content(mlp, digits):
         mlp, Mapping.from_model(mlp, hw8, sample_input=xtr[:64]), hw8, hw8.device_model()
     )
     assert d.prepared is not a.prepared  # other ADC: other step
+
+
+def test_unquantized_path_combines_the_same_cells(mlp, digits):
+    """No-ADC mode folds slices into one weight: Σ_k 2^(c·k)·D_k of the very same cells."""
+    from evaluators.cim.simulator import SimOptions, build_backend
+
+    hw = HardwareConfig(weight_bits=8, cell_bits=2)  # ReRAM at 1×: clipped cell model
+    m = Mapping.from_model(mlp, hw, sample_input=digits[0][:64])
+    big = 2**30  # one block: both paths draw the same stream
+    on = build_backend(mlp, m, hw, hw.device_model(), seed=4, opts=SimOptions(block_elems=big))
+    off = build_backend(
+        mlp, m, hw, hw.device_model(), seed=4, opts=SimOptions(block_elems=big, quantize=False)
+    )
+    on.program(3)
+    off.program(3)
+    for name, p in on.prepared.items():
+        d = on.weights[name] * p.adc_step  # (S, K', slices·N) in levels
+        n = p.n_cols
+        ref = sum(c * d[..., k * n : (k + 1) * n] for k, c in enumerate(p.slice_w))
+        assert torch.allclose(off.combined[name], ref, rtol=1e-5, atol=1e-4)
+        assert not torch.allclose(off.combined[name][0], off.combined[name][1])

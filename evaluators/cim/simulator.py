@@ -230,15 +230,19 @@ def _program(
     unit: float,
     workers: int,
     block_elems: int,
+    combine: bool = False,
 ) -> torch.Tensor:
     """Programmed conductances of ``s`` instances, scaled by ``unit`` (1 / ADC step).
+
+    ``combine`` (multi-level, no ADC): return Σ_k 2^(c·k)·D_k, (S, K', N'), shift-and-added
+    over slices inside each block (one pass, in the worker threads).
 
     Multi-level: (S, K', n_s·N') = (G⁺ − G⁻)·L in slice-level units (columns (slice, col)).
     Binary MRAM: (S, 2K', N'), rows interleaved (G_A of input r, then G_B), already
     normalised to the ±1 domain: (G − Ḡ)/(ΔG/2) in units of 1/R_P (:func:`mram.mvm`), so
     a plain product with interleaved (x⁺, x⁻) inputs gives seed 000's ŷ.
 
-    Instances are drawn in blocks of :func:`_program_block_size`; block j uses
+    Instances are drawn in blocks (:func:`_blocks_over_instances`); block j uses
     ``block_generator(seed, j)`` and draws, in order: linear multi-level: one N(0, 1)
     tensor (S_j, K', n_s·N'); otherwise the cell model of :func:`_cells` on
     (S_j, 2, K', n_s·N') (index 1 = G⁺, G⁻); MRAM: R_P, R_AP of cell A, then of cell B,
@@ -270,26 +274,44 @@ def _program(
 
     L = p.levels
     scale = L * unit
+    n_out = p.n_cols if combine else p.pos.shape[1]
     if ideal or not dev.analog or (dev.prog_sigma == 0 and _no_static_faults(dev, hw)):
-        return ((p.pos - p.neg) * unit).unsqueeze(0).expand(s, -1, -1).contiguous()
-    out = torch.empty(s, *p.pos.shape, device=tdev, dtype=dtype)
+        base = (p.pos - p.neg) * unit
+        if combine:
+            base = _combine(base, p.slice_w)
+        return base.unsqueeze(0).expand(s, -1, -1).contiguous()
+    out = torch.empty(s, p.k_rows, n_out, device=tdev, dtype=dtype)
     if _linear_programming(dev, hw):
         base = (p.pos - p.neg) * unit
         std = math.sqrt(2.0) * dev.prog_sigma * scale
 
-        def linear_block(n: int, gen, dst: torch.Tensor) -> None:
+        def block(n: int, gen, dst: torch.Tensor) -> None:
             dst.normal_(0.0, std, generator=gen).add_(base)
 
-        _blocks_over_instances(out, seed, workers, block_elems, linear_block)
-        return out
-    g0 = dev.g_min_us / dev.g_range_us  # g_min in range units
-    target = torch.stack([p.pos, p.neg]).mul_(1.0 / L).add_(g0)  # (2, K', C) range units
+    else:
+        g0 = dev.g_min_us / dev.g_range_us  # g_min in range units
+        target = torch.stack([p.pos, p.neg]).mul_(1.0 / L).add_(g0)  # (2, K', C) range units
 
-    def cell_block(n: int, gen, dst: torch.Tensor) -> None:
-        g = _cells(target, dev, hw, n, gen, g0)  # (n, 2, K', C)
-        torch.sub(g[:, 0], g[:, 1], out=dst).mul_(scale)
+        def block(n: int, gen, dst: torch.Tensor) -> None:
+            g = _cells(target, dev, hw, n, gen, g0)  # (n, 2, K', C)
+            torch.sub(g[:, 0], g[:, 1], out=dst).mul_(scale)
 
-    _blocks_over_instances(out, seed, workers, block_elems, cell_block)
+    if combine:
+        per_slice = block
+
+        def block(n: int, gen, dst: torch.Tensor) -> None:
+            tmp = scratch("prog", n * p.pos.numel(), dst).view(n, *p.pos.shape)
+            per_slice(n, gen, tmp)
+            combine_slices(tmp, p.slice_w, dst)
+
+    _blocks_over_instances(out, seed, workers, block_elems, block)
+    return out
+
+
+def _combine(d: torch.Tensor, slice_w: list[float]) -> torch.Tensor:
+    """Σ_k slice_w[k]·d[..., k·N:(k+1)·N] as a new tensor."""
+    out = d.new_empty(*d.shape[:-1], d.shape[-1] // len(slice_w))
+    combine_slices(d, slice_w, out)
     return out
 
 
@@ -376,9 +398,8 @@ def _combined_weights(
     """
     if p.lm.binary_mram:
         return _program(p, dev, hw, s, seed, ideal, 1.0, workers, block_elems)
-    n = p.n_cols
     if not ideal and dev.analog and _linear_programming(dev, hw):
-        base = sum(c * (p.pos - p.neg)[:, k * n : (k + 1) * n] for k, c in enumerate(p.slice_w))
+        base = _combine(p.pos - p.neg, p.slice_w)
         sig = math.sqrt(2.0 * sum(c * c for c in p.slice_w)) * dev.prog_sigma * p.levels
         w = torch.empty((s, *base.shape), device=base.device, dtype=base.dtype)
 
@@ -387,11 +408,7 @@ def _combined_weights(
 
         _blocks_over_instances(w, seed, workers, block_elems, fill)
         return w
-    d = _program(p, dev, hw, s, seed, ideal, 1.0, workers, block_elems)
-    out = torch.mul(d[..., :n], p.slice_w[0])
-    for k in range(1, p.slices):
-        out.add_(d[..., k * n : (k + 1) * n], alpha=p.slice_w[k])
-    return out
+    return _program(p, dev, hw, s, seed, ideal, 1.0, workers, block_elems, combine=True)
 
 
 # ----------------------------------------------------------------------------------------
