@@ -58,8 +58,12 @@ def optuna_ms_per_trial(n: int, storage: str | None) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--designs", type=int, default=10_000)
-    parser.add_argument("--optuna-sqlite-trials", type=int, default=2_000,
-                        help="Optuna on SQLite is slow; time this many trials (per-trial cost is flat)")
+    parser.add_argument(
+        "--optuna-sqlite-trials",
+        type=int,
+        default=2_000,
+        help="Optuna on SQLite is slow; time this many trials (per-trial cost is flat)",
+    )
     args = parser.parse_args()
     n = args.designs
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +77,9 @@ def main() -> None:
         view = dse.load(tmpdir / "runs" / "overhead_random")
         front = view.pareto()
         pareto_s = time.perf_counter() - t0
-        optuna_sqlite = optuna_ms_per_trial(args.optuna_sqlite_trials, f"sqlite:///{tmpdir / 'optuna.db'}")
+        optuna_sqlite = optuna_ms_per_trial(
+            args.optuna_sqlite_trials, f"sqlite:///{tmpdir / 'optuna.db'}"
+        )
         optuna_mem = optuna_ms_per_trial(n, None)
     rows.append(("Optuna ask/tell, SQLite storage", optuna_sqlite, args.optuna_sqlite_trials))
     rows.append(("Optuna ask/tell, in-memory storage", optuna_mem, n))
@@ -88,7 +94,9 @@ def main() -> None:
         f"target >= 15x less than Optuna SQLite: "
         f"{'PASS' if optuna_sqlite / best_engine >= 15 else 'MISS'} ({optuna_sqlite / best_engine:.1f}x)"
     )
-    print(f"Pareto query over the {n} recorded designs (load + front of {len(front)}): {pareto_s * 1e3:.1f} ms")
+    print(
+        f"Pareto query over the {n} recorded designs (load + front of {len(front)}): {pareto_s * 1e3:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

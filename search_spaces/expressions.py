@@ -97,7 +97,9 @@ def parse_expression(text: str) -> Expression:
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
-        raise ExpressionError(f"cannot parse expression {text!r}: {exc.msg}; {_ALLOWED_HELP}") from None
+        raise ExpressionError(
+            f"cannot parse expression {text!r}: {exc.msg}; {_ALLOWED_HELP}"
+        ) from None
     names: set[str] = set()
     _validate(tree.body, text, names, aliases)
     return Expression(text, tree, frozenset(names), tuple(aliases.items()))
@@ -185,7 +187,11 @@ class _Evaluator:
         if isinstance(node, ast.UnaryOp):
             v = self.visit(node.operand)
             if isinstance(node.op, ast.Not):
-                return ~v if self.vector and hasattr(v, "__invert__") and not isinstance(v, bool) else (not v)
+                return (
+                    ~v
+                    if self.vector and hasattr(v, "__invert__") and not isinstance(v, bool)
+                    else (not v)
+                )
             return -v if isinstance(node.op, ast.USub) else +v
         if isinstance(node, ast.BinOp):
             return _BINOP[type(node.op)](self.visit(node.left), self.visit(node.right))
@@ -200,10 +206,16 @@ class _Evaluator:
                     else:
                         part = left in right
                     if isinstance(op, ast.NotIn):
-                        part = ~part if hasattr(part, "__invert__") and not isinstance(part, bool) else not part
+                        part = (
+                            ~part
+                            if hasattr(part, "__invert__") and not isinstance(part, bool)
+                            else not part
+                        )
                 else:
                     part = _COMPARE[type(op)](left, right)
-                result = part if result is True else (result & part if self.vector else result and part)
+                result = (
+                    part if result is True else (result & part if self.vector else result and part)
+                )
                 left = right
             return result
         raise ExpressionError(f"cannot evaluate {ast.unparse(node)!r}")  # pragma: no cover

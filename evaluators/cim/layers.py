@@ -104,7 +104,9 @@ class CrossbarMixin:
 class CrossbarLinear(CrossbarMixin, nn.Linear):
     """``nn.Linear`` mapped onto crossbars (K = in_features rows, N = out_features columns)."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, binary: bool = False):
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, binary: bool = False
+    ):
         nn.Linear.__init__(self, in_features, out_features, bias=bias)
         self._init_crossbar(binary)
 
