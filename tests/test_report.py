@@ -20,21 +20,9 @@ import pytest
 
 from dse import query  # noqa: F401
 from dse.report import ReportError, report_from_store, write_report
+from dse.store import META_COLUMNS
 
-META = [
-    "design_id",
-    "seq",
-    "status",
-    "attempts",
-    "error",
-    "training_key",
-    "worker",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "duration_s",
-    "done_seq",
-]
+META = list(META_COLUMNS)
 
 CIM_SPEC = {
     "name": "cim-demo",
