@@ -427,7 +427,7 @@ def test_unquantized_path_combines_the_same_cells(mlp, digits):
     on.program(3)
     off.program(3)
     for name, p in on.prepared.items():
-        d = on.weights[name] * p.adc_step  # (S, K', slices·N) in levels
+        d = on.weights[name]  # (S, K', slices·N) in levels
         n = p.n_cols
         ref = sum(c * d[..., k * n : (k + 1) * n] for k, c in enumerate(p.slice_w))
         assert torch.allclose(off.combined[name], ref, rtol=1e-5, atol=1e-4)

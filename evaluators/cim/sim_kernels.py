@@ -21,8 +21,10 @@ the way they do (measured on the 2-core project machine):
   of threads or on scheduling — only on the block decomposition.
 * Read noise is drawn straight into the output buffer, scaled per row, and the product is
   accumulated on top of it with ``baddbmm_`` (the GEMM reads C anyway).
-* The ADC step is folded into the programmed conductances by the caller, so the ADC is
-  ``clamp_`` + ``round_`` in place (bounds are integers, so the order does not matter).
+* The ADC is ``div_`` + ``clamp_`` + ``round_`` in place on the cache-resident block
+  (integer bounds, so clamp/round order does not matter); its step is applied once to
+  the layer output. Partial sums stay in level units, so noise-free ones are exact
+  integers and round exactly as a naive implementation would.
 * Shift-and-add over bit planes is a tiny batched GEMV with the ±2^b plane weights that
   also accumulates over row tiles; over weight slices it runs once per block
   (:func:`combine_slices`).
@@ -176,7 +178,7 @@ def tile_reads(
     plane_w: torch.Tensor | None,
     read_std: float,
     gen: torch.Generator | None,
-    adc: tuple[float, float] | str | None,
+    adc: tuple[float, float, float] | str | None,
     z: torch.Tensor,
     acc: torch.Tensor,
     calib: list[torch.Tensor] | None = None,
@@ -184,9 +186,10 @@ def tile_reads(
     """All row tiles of one block: product, read noise, ADC, shift-and-add over planes/tiles.
 
     ``x`` (sb, P·mb, K) input cycles; ``weights[t]`` (sb, K_t, C) tile t's programmed
-    conductances (in ADC-step units) for rows ``row_ranges[t]`` of ``x``; ``plane_w``
+    conductances for rows ``row_ranges[t]`` of ``x``; ``plane_w``
     (P,) the cycles' digital weights (None: one cycle of weight 1). Read noise: each
-    output gets N(0, (read_std·‖x_tile‖)²). ``adc``: (lo, hi) integer range, ``"sign"``
+    output gets N(0, (read_std·‖x_tile‖)²). ``adc``: (step, lo, hi) with integer codes
+    lo..hi, ``"sign"``
     (1-bit comparator → ±1) or None (no ADC). ``z`` (≥ sb·P·mb·C elements) and ``acc``
     (≥ sb·mb·C) are scratch; returns acc viewed (sb, mb, C) = Σ_t Σ_p w_p·ADC(psum).
     ``calib`` collects |psum| before the ADC (ADC range calibration).
@@ -212,7 +215,7 @@ def tile_reads(
         if adc == "sign":
             zb.copy_(torch.where(zb >= 0, 1.0, -1.0))
         elif adc is not None:
-            zb.clamp_(adc[0], adc[1]).round_()
+            zb.div_(adc[0]).clamp_(adc[1], adc[2]).round_()
         if pw is None:
             if t > 0:
                 out.view(sb, pm * c).add_(zb.view(sb, pm * c))

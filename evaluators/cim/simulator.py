@@ -27,8 +27,8 @@ run as one batched computation (layers.py folds instances into the batch dim). E
 layer's programmed conductances are one (S, rows, slices·cols) tensor per instance
 chunk, drawn once and reused for the whole test set; every row tile is ONE ``bmm``
 (S, cycles·samples, tile rows) @ (S, tile rows, slices·cols), run block by block so the
-noise/ADC/shift-and-add passes stay in cache. The ADC step is folded into the
-programmed conductances (the ADC is then clamp + round on integers). Tiles are not
+noise/ADC/shift-and-add passes stay in cache; the ADC is one in-place divide, clamp and
+round per block, its step folded into the final output scale. Tiles are not
 zero-padded: a partial last tile multiplies only its real rows (padded rows carry zero
 input and add neither current nor read noise, so this is exact). Without ADCs (SRAM,
 or ``SimOptions.quantize=False``) shift-and-add is linear and folds into one effective
@@ -462,7 +462,7 @@ class AnalogBackend:
         for n, p in self.prepared.items():
             seed = 0 if ideal else self._next_seed()
             if self.adc_on or self.calibrating:
-                unit = 1.0 if self.calibrating else 1.0 / p.adc_step
+                unit = 1.0  # psums in level units: noise-free ones are exact integers
                 self.weights[n] = _program(
                     p, self.dev, self.hw, instances, seed, ideal, unit, self.workers, be
                 )
@@ -552,11 +552,9 @@ class AnalogBackend:
             adc = "sign"
         else:
             top = 2 ** (self.hw.adc_bits - 1) - 1
-            adc = (float(-top - 1), float(top))
+            adc = (p.adc_step, float(-top - 1), float(top))
         read_std = (
-            self.dev.read_sigma * math.sqrt(2.0) * p.levels / p.adc_step
-            if self._read_noise_on(p)
-            else 0.0
+            self.dev.read_sigma * math.sqrt(2.0) * p.levels if self._read_noise_on(p) else 0.0
         )
         seed = self._next_seed() if read_std > 0 else 0
         scale = p.adc_step * p.x_step * p.w_scale
