@@ -1,6 +1,7 @@
 """Monte-Carlo simulator: physics sanity, noise monotonicity, seeding, MRAM formula."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -346,7 +347,7 @@ def test_fast_path_equals_reference(mode, variation):
     m = Mapping.from_model(net, hw, sample_input=x)
     assert m.layers["0"].signed_input and m.layers["0"].slices == 3
     assert m.layers["0"].rows_logical % hw.array_size != 0  # partial last tile
-    big = SimOptions(block_elems=2**30)  # one block per call: one stream per call to replay
+    big = SimOptions(block_elems=2**30, min_blocks=1)  # one block per call: one stream
     be = build_backend(net, m, hw, dev, seed=11, opts=big)
     # calibration: the same partial sums give the same ADC full scale
     ref_pct = _reference_forward(net, m, hw, dev, x, 1, 0)
@@ -420,10 +421,9 @@ def test_unquantized_path_combines_the_same_cells(mlp, digits):
     hw = HardwareConfig(weight_bits=8, cell_bits=2)  # ReRAM at 1×: clipped cell model
     m = Mapping.from_model(mlp, hw, sample_input=digits[0][:64])
     big = 2**30  # one block: both paths draw the same stream
-    on = build_backend(mlp, m, hw, hw.device_model(), seed=4, opts=SimOptions(block_elems=big))
-    off = build_backend(
-        mlp, m, hw, hw.device_model(), seed=4, opts=SimOptions(block_elems=big, quantize=False)
-    )
+    one = SimOptions(block_elems=big, min_blocks=1)
+    on = build_backend(mlp, m, hw, hw.device_model(), seed=4, opts=one)
+    off = build_backend(mlp, m, hw, hw.device_model(), seed=4, opts=replace(one, quantize=False))
     on.program(3)
     off.program(3)
     for name, p in on.prepared.items():
@@ -432,3 +432,23 @@ def test_unquantized_path_combines_the_same_cells(mlp, digits):
         ref = sum(c * d[..., k * n : (k + 1) * n] for k, c in enumerate(p.slice_w))
         assert torch.allclose(off.combined[name], ref, rtol=1e-5, atol=1e-4)
         assert not torch.allclose(off.combined[name][0], off.combined[name][1])
+
+
+def test_small_chunks_split_rows_and_samples(mlp, digits):
+    """One instance per chunk still makes ≥ min_blocks blocks; every cell gets its noise."""
+    from evaluators.cim.sim_kernels import block_shape
+    from evaluators.cim.simulator import SimOptions, build_backend
+
+    assert block_shape(1, 1, 360, 512, 2**18, min_blocks=4) == (1, 90)
+    assert block_shape(64, 1, 360, 512, 2**18, min_blocks=4) == (1, 360)
+    hw = HardwareConfig(variation_scale=0.5)  # ReRAM, g_min > 5σ: one draw per pair
+    m = Mapping.from_model(mlp, hw, sample_input=digits[0][:64])
+    be = build_backend(mlp, m, hw, hw.device_model(), opts=SimOptions(min_blocks=8))
+    be.program(1)
+    for name, p in be.prepared.items():
+        noise = be.weights[name][0] - (p.pos - p.neg)  # (K', slices·N) in levels
+        sigma = math.sqrt(2) * hw.device_model().prog_sigma * p.levels
+        assert torch.isfinite(noise).all()
+        assert float(noise.std()) == pytest.approx(sigma, rel=0.1)
+        # rows of different blocks are independent draws, not copies
+        assert not torch.allclose(noise[0], noise[-1])

@@ -32,6 +32,7 @@ the way they do (measured on the 2-core project machine):
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -107,16 +108,24 @@ def scratch(
 
 
 def block_shape(
-    instances: int, planes: int, samples: int, width: int, block_elems: int
+    instances: int, planes: int, samples: int, width: int, block_elems: int, min_blocks: int = 1
 ) -> tuple[int, int]:
     """(instances, samples) per block so that ``instances·planes·samples·width ≤ block_elems``.
 
-    Whole sample sets first (fewer, larger GEMMs); at least one instance and one sample.
+    Whole sample sets first (fewer, larger GEMMs); at least one instance and one sample;
+    split further (instances, then samples) until there are ``min_blocks`` blocks.
     """
     rows = max(1, block_elems // max(1, width))
     if planes * samples <= rows:
-        return max(1, min(instances, rows // (planes * samples))), samples
-    return 1, max(1, min(samples, rows // planes))
+        sb, mb = max(1, min(instances, rows // (planes * samples))), samples
+    else:
+        sb, mb = 1, max(1, min(samples, rows // planes))
+    if math.ceil(instances / sb) * math.ceil(samples / mb) < min_blocks:
+        sb = max(1, instances // min_blocks)
+        per_inst = math.ceil(min_blocks / math.ceil(instances / sb))
+        if per_inst > 1:
+            mb = max(1, math.ceil(samples / per_inst))
+    return sb, mb
 
 
 def input_planes(

@@ -82,6 +82,9 @@ class SimOptions:
     #: passes (read noise, ADC, shift-and-add) in L2/L3 instead of DRAM. Noise streams
     #: are per block, so a given seed reproduces exactly for the same block_elems.
     block_elems: int = 2**18
+    #: split a layer call into at least this many blocks when possible (fixed, not the
+    #: thread count, so that a seed gives the same result on any machine)
+    min_blocks: int = 2
     #: max calibration samples
     calib_samples: int = 128
     #: skip ADC and input quantization (for benchmarking against unquantized simulators)
@@ -231,6 +234,7 @@ def _program(
     workers: int,
     block_elems: int,
     combine: bool = False,
+    min_blocks: int = 1,
 ) -> torch.Tensor:
     """Programmed conductances of ``s`` instances, scaled by ``unit`` (1 / ADC step).
 
@@ -242,11 +246,11 @@ def _program(
     normalised to the ±1 domain: (G − Ḡ)/(ΔG/2) in units of 1/R_P (:func:`mram.mvm`), so
     a plain product with interleaved (x⁺, x⁻) inputs gives seed 000's ŷ.
 
-    Instances are drawn in blocks (:func:`_blocks_over_instances`); block j uses
+    Drawn in blocks of instances × rows (:func:`_program_blocks`); block j uses
     ``block_generator(seed, j)`` and draws, in order: linear multi-level: one N(0, 1)
-    tensor (S_j, K', n_s·N'); otherwise the cell model of :func:`_cells` on
-    (S_j, 2, K', n_s·N') (index 1 = G⁺, G⁻); MRAM: R_P, R_AP of cell A, then of cell B,
-    each (S_j, K', N') (:func:`mram.sample_conductances`).
+    tensor (S_j, K_j, n_s·N'); otherwise the cell model of :func:`_cells` on
+    (S_j, 2, K_j, n_s·N') (index 1 = G⁺, G⁻); MRAM: R_P, R_AP of cell A, then of cell B,
+    each (S_j, K_j, N') (:func:`mram.sample_conductances`).
     """
     ref = p.pos if p.pos is not None else p.w_pm1
     tdev, dtype = ref.device, ref.dtype
@@ -255,13 +259,13 @@ def _program(
         out = torch.empty(s, p.k_rows, 2, p.n_cols, device=tdev, dtype=dtype)
         fold = unit / (0.5 * mp.g_delta * mp.r_p)
 
-        def mram_block(n: int, gen, dst: torch.Tensor) -> None:
-            w = p.w_pm1.expand(n, -1, -1)
+        def mram_block(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
+            w = p.w_pm1[rows].expand(n, -1, -1)
             if ideal:
                 nominal = (1.0, mp.r_p / mp.r_ap, 1.0, mp.r_p / mp.r_ap)
                 ga, gb = mram.unit_conductances(w, *(torch.full_like(w, v) for v in nominal))
             else:
-                shape = (n, *p.w_pm1.shape)
+                shape = tuple(w.shape)
                 gpa, gapa = mram.sample_conductances(shape, mp, gen, tdev, dtype)
                 gpb, gapb = mram.sample_conductances(shape, mp, gen, tdev, dtype)
                 ga, gb = mram.unit_conductances(w, gpa, gapa, gpb, gapb)
@@ -269,7 +273,7 @@ def _program(
             dst[:, :, 1].copy_(gb)
             dst.sub_(mp.g_mid * mp.r_p).mul_(fold)
 
-        _blocks_over_instances(out, seed, workers, block_elems, mram_block)
+        _program_blocks(out, seed, workers, block_elems, min_blocks, mram_block)
         return out.view(s, 2 * p.k_rows, p.n_cols)
 
     L = p.levels
@@ -285,26 +289,27 @@ def _program(
         base = (p.pos - p.neg) * unit
         std = math.sqrt(2.0) * dev.prog_sigma * scale
 
-        def block(n: int, gen, dst: torch.Tensor) -> None:
-            dst.normal_(0.0, std, generator=gen).add_(base)
+        def block(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
+            dst.normal_(0.0, std, generator=gen).add_(base[rows])
 
     else:
         g0 = dev.g_min_us / dev.g_range_us  # g_min in range units
         target = torch.stack([p.pos, p.neg]).mul_(1.0 / L).add_(g0)  # (2, K', C) range units
 
-        def block(n: int, gen, dst: torch.Tensor) -> None:
-            g = _cells(target, dev, hw, n, gen, g0)  # (n, 2, K', C)
+        def block(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
+            g = _cells(target[:, rows], dev, hw, n, gen, g0)  # (n, 2, K_j, C)
             torch.sub(g[:, 0], g[:, 1], out=dst).mul_(scale)
 
     if combine:
         per_slice = block
 
-        def block(n: int, gen, dst: torch.Tensor) -> None:
-            tmp = scratch("prog", n * p.pos.numel(), dst).view(n, *p.pos.shape)
-            per_slice(n, gen, tmp)
+        def block(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
+            k = dst.shape[1]
+            tmp = scratch("prog", n * k * p.pos.shape[1], dst).view(n, k, p.pos.shape[1])
+            per_slice(n, rows, gen, tmp)
             combine_slices(tmp, p.slice_w, dst)
 
-    _blocks_over_instances(out, seed, workers, block_elems, block)
+    _program_blocks(out, seed, workers, block_elems, min_blocks, block)
     return out
 
 
@@ -315,21 +320,31 @@ def _combine(d: torch.Tensor, slice_w: list[float]) -> torch.Tensor:
     return out
 
 
-def _blocks_over_instances(
-    out: torch.Tensor, seed: int, workers: int, block_elems: int, fill
+def _program_blocks(
+    out: torch.Tensor, seed: int, workers: int, block_elems: int, min_blocks: int, fill
 ) -> None:
-    """Fill ``out`` (S, …) block by block of instances, each with its own generator."""
-    s = out.shape[0]
+    """Fill ``out`` (S, K, …) in blocks of instances × rows, each with its own generator.
+
+    Whole instances while that gives ≥ ``min_blocks`` blocks; otherwise rows are split
+    too, so a chunk of few instances still feeds every worker thread.
+    """
+    s, k = out.shape[0], out.shape[1]
     per = max(1, out[0].numel())
     sb = max(1, min(s, block_elems // per))
-    starts = list(range(0, s, sb))
+    kb = k
+    if math.ceil(s / sb) < min_blocks:
+        sb = max(1, s // min_blocks)
+        if math.ceil(s / sb) < min_blocks:
+            kb = max(1, math.ceil(k / math.ceil(min_blocks / math.ceil(s / sb))))
+    blocks = [(s0, r0) for s0 in range(0, s, sb) for r0 in range(0, k, kb)]
 
     def job(j: int) -> None:
-        s0 = starts[j]
-        s1 = min(s, s0 + sb)
-        fill(s1 - s0, block_generator(seed, j, out.device), out[s0:s1])
+        s0, r0 = blocks[j]
+        s1, r1 = min(s, s0 + sb), min(k, r0 + kb)
+        gen = block_generator(seed, j, out.device)
+        fill(s1 - s0, slice(r0, r1), gen, out[s0:s1, r0:r1])
 
-    run_blocks(job, len(starts), workers)
+    run_blocks(job, len(blocks), workers)
 
 
 def _no_static_faults(dev: DeviceModel, hw: HardwareConfig) -> bool:
@@ -389,6 +404,7 @@ def _combined_weights(
     ideal: bool,
     workers: int,
     block_elems: int,
+    min_blocks: int = 1,
 ) -> torch.Tensor:
     """No ADC: shift-and-add over slices and tiles is linear, so fold it into one weight.
 
@@ -396,19 +412,20 @@ def _combined_weights(
     Σ_k 2^(c·k)·(D_k + √2·σ·L·ε_k) = D + √2·σ·L·sqrt(Σ_k 4^(c·k))·ε (same distribution,
     one draw per weight instead of per cell).
     """
+    args = (p, dev, hw, s, seed, ideal, 1.0, workers, block_elems)
     if p.lm.binary_mram:
-        return _program(p, dev, hw, s, seed, ideal, 1.0, workers, block_elems)
+        return _program(*args, min_blocks=min_blocks)
     if not ideal and dev.analog and _linear_programming(dev, hw):
         base = _combine(p.pos - p.neg, p.slice_w)
         sig = math.sqrt(2.0 * sum(c * c for c in p.slice_w)) * dev.prog_sigma * p.levels
         w = torch.empty((s, *base.shape), device=base.device, dtype=base.dtype)
 
-        def fill(m: int, gen, dst: torch.Tensor) -> None:
-            dst.normal_(0.0, sig, generator=gen).add_(base)
+        def fill(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
+            dst.normal_(0.0, sig, generator=gen).add_(base[rows])
 
-        _blocks_over_instances(w, seed, workers, block_elems, fill)
+        _program_blocks(w, seed, workers, block_elems, min_blocks, fill)
         return w
-    return _program(p, dev, hw, s, seed, ideal, 1.0, workers, block_elems, combine=True)
+    return _program(*args, combine=True, min_blocks=min_blocks)
 
 
 # ----------------------------------------------------------------------------------------
@@ -458,17 +475,26 @@ class AnalogBackend:
         self.instances = instances
         self.ideal = ideal
         self.weights, self.combined = {}, {}
-        be = self.block_elems
+        be, mb = self.block_elems, self.opts.min_blocks
         for n, p in self.prepared.items():
             seed = 0 if ideal else self._next_seed()
             if self.adc_on or self.calibrating:
                 unit = 1.0  # psums in level units: noise-free ones are exact integers
                 self.weights[n] = _program(
-                    p, self.dev, self.hw, instances, seed, ideal, unit, self.workers, be
+                    p,
+                    self.dev,
+                    self.hw,
+                    instances,
+                    seed,
+                    ideal,
+                    unit,
+                    self.workers,
+                    be,
+                    min_blocks=mb,
                 )
             else:
                 self.combined[n] = _combined_weights(
-                    p, self.dev, self.hw, instances, seed, ideal, self.workers, be
+                    p, self.dev, self.hw, instances, seed, ideal, self.workers, be, mb
                 )
 
     def _read_noise_on(self, p: _Prepared) -> bool:
@@ -530,7 +556,7 @@ class AnalogBackend:
         return kind, nbits, torch.tensor(w, dtype=self.opts.dtype)
 
     def _blocks(self, s: int, planes: int, m: int, width: int) -> tuple[int, int, list]:
-        sb, mb = block_shape(s, planes, m, width, self.block_elems)
+        sb, mb = block_shape(s, planes, m, width, self.block_elems, self.opts.min_blocks)
         return sb, mb, [(s0, m0) for s0 in range(0, s, sb) for m0 in range(0, m, mb)]
 
     # -- per-tile ADC path ----------------------------------------------------------------
