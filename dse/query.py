@@ -215,10 +215,7 @@ def _ref_point(
             raise ValueError(
                 "no done design has all objective values: cannot derive a reference point"
             )
-        lo, hi = F_all.min(axis=0), F_all.max(axis=0)
-        span = hi - lo
-        span = np.where(span > 0, span, np.maximum(np.abs(hi), 1.0))
-        return hi + 0.1 * span
+        return nadir_ref_point(F_all)
     if isinstance(ref_point, Mapping):
         missing = [n for n in names if n not in ref_point]
         if missing:
@@ -233,6 +230,21 @@ def _ref_point(
                 f"ref_point has {len(values)} values for {len(names)} objectives {names}"
             )
     return np.asarray(values, dtype=np.float64) * signs
+
+
+def nadir_ref_point(F: np.ndarray) -> np.ndarray:
+    """Default reference point (minimised space): nadir of ``F`` + 10% of its range per
+    objective (a range of 0 uses max(|value|, 1))."""
+    lo, hi = F.min(axis=0), F.max(axis=0)
+    span = hi - lo
+    span = np.where(span > 0, span, np.maximum(np.abs(hi), 1.0))
+    return hi + 0.1 * span
+
+
+def hypervolume_of(F: np.ndarray, ref: np.ndarray) -> float:
+    """Exact hypervolume of minimised points ``F`` against ``ref`` (points not below ``ref``
+    in every objective add nothing)."""
+    return _hv(F, ref)
 
 
 def _hv(F: np.ndarray, ref: np.ndarray) -> float:

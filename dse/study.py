@@ -94,22 +94,17 @@ class HypervolumeTracker:
         self.history: list[tuple[int, float]] = []
 
     def add(self, metrics: list[dict[str, float]], evaluations: int) -> float:
+        from dse.query import hypervolume_of, nadir_ref_point, nondominated_mask
+
         pts = [[m.get(n, math.nan) for n in self.names] for m in metrics]
         arr = np.asarray(pts, float).reshape(-1, len(self.names)) * self.sign
         arr = arr[np.isfinite(arr).all(axis=1)]
         if len(arr):
             if self.ref is None:
-                lo, hi = arr.min(0), arr.max(0)
-                self.ref = hi + 0.1 * np.where(hi > lo, hi - lo, np.maximum(np.abs(hi), 1.0))
-            from dse.query import nondominated_mask
-
+                self.ref = nadir_ref_point(arr)
             both = np.vstack([self.front, arr])
             self.front = both[nondominated_mask(both)]
-            inside = self.front[(self.front < self.ref).all(axis=1)]
-            if len(inside):
-                from pymoo.indicators.hv import HV
-
-                self.value = float(HV(ref_point=self.ref)(inside))
+            self.value = hypervolume_of(self.front, self.ref)
         self.history.append((evaluations, self.value))
         return self.value
 

@@ -198,3 +198,39 @@ def test_cli_status_pareto_export(zdt_spec, tmp_path, capsys):
     parquet = tmp_path / "all.parquet"
     assert main(["export", study_dir, "--parquet", str(parquet)]) == 0
     assert len(pd.read_parquet(parquet)) == 100
+
+
+def _sleepy(name: str, budget: dict) -> dict:
+    return {
+        "name": name,
+        "evaluator": {"name": "sleep", "seconds": 0.02},
+        "objectives": {"f1": "min", "f2": "min"},
+        "optimizer": {"name": "random"},
+        "budget": budget,
+        "runner": {"kind": "serial", "batch": 4},
+    }
+
+
+def test_time_budget_stops_the_study(runs_dir):
+    t0 = time.time()
+    view = dse.run(_sleepy("timed", {"evaluations": 100_000, "time": 1.0}), runs_dir=runs_dir)
+    assert view.outcome.stopped_by == "time"
+    assert 5 < len(view.frame()) < 200
+    assert time.time() - t0 < 10
+
+
+def test_cpu_hours_budget_stops_the_study(runs_dir):
+    view = dse.run(
+        _sleepy("cpu", {"evaluations": 100_000, "cpu_hours": 0.5 / 3600}), runs_dir=runs_dir
+    )
+    frame = view.frame()
+    assert view.outcome.stopped_by == "cpu_hours"
+    assert frame["duration_s"].sum() >= 0.5
+    assert len(frame) < 100  # 0.5 CPU-s of 0.02 s evaluations, plus the last batch in flight
+
+
+def test_stagnation_budget_stops_a_converged_study(zdt_spec, runs_dir):
+    zdt_spec["budget"] = {"evaluations": 20_000, "stagnation": {"window": 100, "tol": 0.05}}
+    view = dse.run(zdt_spec, runs_dir=runs_dir)
+    assert view.outcome.stopped_by == "stagnation"
+    assert 100 <= len(view.frame()) < 20_000
