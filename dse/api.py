@@ -80,10 +80,16 @@ class StudyView:
         return pareto_front(self.frame(), objs, constraints=cons, where=where)
 
     def hypervolume(self, objectives: Any = None, ref_point: list[float] | None = None) -> Any:
+        """Hypervolume of the feasible front (study constraints) with its reference point;
+        by default the nadir of all done designs + 10% of their range."""
         from dse.query import hypervolume
 
-        frame = self.pareto(objectives) if ref_point is not None else self.frame()
-        return hypervolume(frame, self._objectives(objectives), ref_point=ref_point)
+        return hypervolume(
+            self.frame(),
+            self._objectives(objectives),
+            ref_point=ref_point,
+            constraints=self.spec.get("constraints", []),
+        )
 
     def knee(self, objectives: Any = None) -> pd.Series:
         from dse.query import knee_point

@@ -271,9 +271,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         )
     if counts.get("done"):
         hv = view.hypervolume()
-        value, ref = hv if isinstance(hv, tuple) else (hv, None)
-        ref_text = "" if ref is None else f" (reference point {[round(float(r), 6) for r in ref]})"
-        print(f"best hypervolume: {float(value):.6g}{ref_text}")
+        ref = ", ".join(f"{k} = {v:.6g}" for k, v in hv.ref_point.items())
+        print(f"best hypervolume: {hv.value:.6g} (reference point {ref})")
         print(f"pareto-optimal designs: {len(view.pareto())}")
     return 0
 
