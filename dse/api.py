@@ -186,7 +186,13 @@ def _locate(target: Path) -> str:
     if _is_url(text):
         return text
     if target.is_dir():
-        return storage_for_dir(target)
+        storage = storage_for_dir(target)
+        if _is_url(storage) or Path(storage).exists():
+            return storage
+        raise SpecError(
+            f"{text!r} holds no study (no study.db or storage.url); "
+            "start one with 'dse run <study.yaml>'"
+        )
     if target.exists():
         return text
     raise SpecError(

@@ -235,3 +235,11 @@ def test_stagnation_budget_stops_a_converged_study(zdt_spec, runs_dir):
     view = dse.run(zdt_spec, runs_dir=runs_dir)
     assert view.outcome.stopped_by == "stagnation"
     assert 100 <= len(view.frame()) < 20_000
+
+
+def test_reading_a_directory_without_a_study_creates_nothing(tmp_path, capsys):
+    empty = tmp_path / "not_a_study"
+    empty.mkdir()
+    assert main(["status", str(empty)]) == 2
+    assert "holds no study" in capsys.readouterr().err
+    assert list(empty.iterdir()) == []
