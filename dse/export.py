@@ -109,7 +109,9 @@ def _space_distributions(spec: Mapping[str, Any]) -> dict[str, Any]:
         else (ev["name"], {k: v for k, v in ev.items() if k != "name"})
     )
     try:
-        space = EvaluatorSpec(name, options).create().default_space()
+        space = (
+            EvaluatorSpec(name, options, tuple(spec.get("plugins", []))).create().default_space()
+        )
     except Exception as exc:  # an evaluator that cannot be built here: fall back to observed values
         warnings.warn(
             f"cannot build evaluator {name!r} for its space ({exc}); using observed ranges",

@@ -173,6 +173,11 @@ class StudySpec(_Strict):
         None, description="store path or SQLAlchemy URL; default runs/<name>/study.db"
     )
     description: str | None = Field(None, description="free text shown in reports")
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="modules imported first, in the driver and every worker (they register "
+        "your evaluators/optimizers)",
+    )
 
     @field_validator("objectives")
     @classmethod
@@ -183,15 +188,16 @@ class StudySpec(_Strict):
 
     @property
     def evaluator_spec(self) -> EvaluatorSpec:
+        plugins = tuple(self.plugins)
         if isinstance(self.evaluator, str):
-            return EvaluatorSpec(self.evaluator, {})
+            return EvaluatorSpec(self.evaluator, {}, plugins)
         opts = dict(self.evaluator)
         name = opts.pop("name", None)
         if not isinstance(name, str):
             raise SpecError(
                 "key 'evaluator.name': missing; give e.g. evaluator: {name: cim, dataset: digits}"
             )
-        return EvaluatorSpec(name, opts)
+        return EvaluatorSpec(name, opts, plugins)
 
 
 @dataclass
@@ -303,7 +309,7 @@ def resolve(spec: StudySpec, *, where: str = "study", source: Path | None = None
 
     ev_spec = spec.evaluator_spec
     try:
-        evaluator = ev_spec.create()
+        evaluator = ev_spec.create()  # imports spec.plugins first
     except EvaluatorError as exc:
         raise SpecError(f"{where}: key 'evaluator': {exc}") from None
 

@@ -65,13 +65,33 @@ class Evaluator(ABC):
 
 @dataclass(frozen=True)
 class EvaluatorSpec:
-    """Picklable recipe for an evaluator: registry name + keyword options."""
+    """Picklable recipe for an evaluator: registry name + keyword options.
+
+    ``plugins`` are modules imported before the evaluator is built (in the driver and in
+    every Ray worker), so evaluators registered by a user's own module work everywhere.
+    """
 
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
+    plugins: tuple[str, ...] = ()
 
     def create(self) -> Evaluator:
+        import_plugins(self.plugins)
         return create_evaluator(self.name, **dict(self.options))
+
+
+def import_plugins(modules: tuple[str, ...] | list[str]) -> None:
+    """Import user modules (by dotted name) whose import registers evaluators/optimizers."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise EvaluatorError(
+                f"plugin module {module!r} cannot be imported ({exc}); it must be importable "
+                "on the driver and on every worker (on PYTHONPATH or pip-installed)"
+            ) from None
 
 
 _REGISTRY: dict[str, Callable[..., Evaluator]] = {}
@@ -107,8 +127,7 @@ def available_evaluators() -> list[str]:
     return sorted(set(_REGISTRY) | set(_BUILTIN_MODULES))
 
 
-def create_evaluator(name: str, **options: Any) -> Evaluator:
-    """Build a registered evaluator; unknown names list what is allowed."""
+def _factory(name: str) -> Callable[..., Evaluator]:
     if name not in _REGISTRY and name in _BUILTIN_MODULES:
         import importlib
 
@@ -117,7 +136,25 @@ def create_evaluator(name: str, **options: Any) -> Evaluator:
         raise EvaluatorError(
             f"unknown evaluator {name!r}; allowed: {', '.join(available_evaluators())}"
         )
+    return _REGISTRY[name]
+
+
+def evaluator_accepts(spec: EvaluatorSpec, option: str) -> bool:
+    """Does the evaluator ``spec`` names take keyword ``option`` (e.g. ``cache_dir``)?"""
+    import inspect
+
+    import_plugins(spec.plugins)
     try:
-        return _REGISTRY[name](**options)
+        params = inspect.signature(_factory(spec.name)).parameters
+    except (EvaluatorError, TypeError, ValueError):
+        return False
+    return option in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def create_evaluator(name: str, **options: Any) -> Evaluator:
+    """Build a registered evaluator; unknown names list what is allowed."""
+    factory = _factory(name)
+    try:
+        return factory(**options)
     except TypeError as exc:
         raise EvaluatorError(f"bad options for evaluator {name!r}: {exc}") from None

@@ -118,3 +118,46 @@ def test_sweep_halving_section(zdt_spec):
 def test_ray_is_the_default_runner(zdt_spec):
     del zdt_spec["runner"]
     assert load_spec(zdt_spec).spec.runner.kind == "ray"
+
+
+PLUGIN = '''
+from evaluators.base import Evaluator, register_evaluator
+from search_spaces import Real, SearchSpace
+
+
+@register_evaluator("parabola_plugin")
+class Parabola(Evaluator):
+    name = "parabola_plugin"
+
+    def metric_names(self):
+        return ["a", "b"]
+
+    def default_space(self):
+        return SearchSpace([Real("x", -1.0, 1.0)])
+
+    def evaluate(self, design):
+        return {"a": design["x"] ** 2, "b": (design["x"] - 1.0) ** 2}
+'''
+
+
+def test_plugins_register_user_evaluators(tmp_path, monkeypatch):
+    import dse
+
+    (tmp_path / "cim_dse_test_plugin.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = {
+        "name": "plug",
+        "plugins": ["cim_dse_test_plugin"],
+        "evaluator": "parabola_plugin",
+        "objectives": {"a": "min", "b": "min"},
+        "optimizer": {"name": "random"},
+        "budget": {"evaluations": 12},
+        "runner": {"kind": "serial"},
+    }
+    view = dse.run(spec, runs_dir=tmp_path / "runs")
+    frame = view.frame()
+    assert len(frame) == 12 and (frame["a"] == frame["x"] ** 2).all()
+
+    spec["plugins"] = ["no_such_plugin_module"]
+    with pytest.raises(SpecError, match="plugin module 'no_such_plugin_module' cannot be imported"):
+        load_spec(spec)

@@ -25,7 +25,6 @@ Why the runner keeps its own queue instead of handing every task to Ray at once:
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import os
@@ -41,7 +40,7 @@ import ray.exceptions as rex
 
 from dse.runners.base import EvalResult, EvalTask, Runner
 from dse.runners.serial import format_error, run_group
-from evaluators.base import Evaluator, EvaluatorSpec, stable_hash
+from evaluators.base import Evaluator, EvaluatorSpec, evaluator_accepts, stable_hash
 
 __all__ = ["RayRunner", "TrainingLeases", "LEASE_ACTOR", "LEASE_NAMESPACE"]
 
@@ -173,11 +172,9 @@ class RayRunner(Runner):
         if (
             shared_cache_dir is not None
             and not cache_from_options
-            and _accepts(spec.name, "cache_dir")
+            and evaluator_accepts(spec, "cache_dir")
         ):
-            spec = EvaluatorSpec(
-                spec.name, {**dict(spec.options), "cache_dir": str(shared_cache_dir)}
-            )
+            spec = replace(spec, options={**dict(spec.options), "cache_dir": str(shared_cache_dir)})
         super().__init__(spec)
         self.address = address
         self.num_cpus = float(num_cpus)
@@ -505,25 +502,6 @@ def _check_args(
         )
     if not isinstance(max_retries, int) or max_retries < 0:
         raise ValueError(f"RayRunner: max_retries={max_retries!r}; allowed: a whole number >= 0")
-
-
-def _accepts(evaluator_name: str, option: str) -> bool:
-    """Does the registered factory for ``evaluator_name`` take keyword ``option``?"""
-    import importlib
-
-    from evaluators import base
-
-    module = getattr(base, "_BUILTIN_MODULES", {}).get(evaluator_name)
-    if evaluator_name not in base._REGISTRY and module:
-        importlib.import_module(module)
-    factory = base._REGISTRY.get(evaluator_name)
-    if factory is None:
-        return False
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
-    return option in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def _project_modules() -> list[str]:
