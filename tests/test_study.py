@@ -104,7 +104,7 @@ def _wait_for(predicate, timeout: float) -> None:
 def test_sigkill_then_resume_loses_nothing(tmp_path):
     spec = {
         "name": "killme",
-        "evaluator": {"name": "sleep", "seconds": 0.04},
+        "evaluator": {"name": "sleep", "seconds": 0.05},
         "space": {"x": {"low": 0.0, "high": 1.0}},
         "objectives": {"f1": "min", "f2": "min"},
         "optimizer": {"name": "nsga2", "population": 10},
@@ -134,16 +134,17 @@ def test_sigkill_then_resume_loses_nothing(tmp_path):
         stderr=subprocess.PIPE,
     )
 
-    def some_done() -> bool:
+    def some_done_and_a_batch_running() -> bool:
         if not db.exists():
             return False
         try:
-            return Store(str(db)).counts().get("done", 0) >= 15
+            counts = Store(str(db)).counts()
         except Exception:
             return False
+        return counts.get("done", 0) >= 15 and counts.get("running", 0) > 0
 
     try:
-        _wait_for(some_done, timeout=60)
+        _wait_for(some_done_and_a_batch_running, timeout=60)
         os.kill(proc.pid, signal.SIGKILL)
         killed_at = time.time()
     finally:
@@ -154,7 +155,6 @@ def test_sigkill_then_resume_loses_nothing(tmp_path):
     done_before = before[before["status"] == "done"].set_index("design_id")
     in_flight = set(before.loc[before["status"] == "running", "design_id"])
     assert 15 <= len(done_before) < 60
-    assert in_flight, "the kill should land while a batch is running"
 
     code = main(["resume", str(runs / "killme"), "--no-progress", "--no-report"])
     assert code == 0
@@ -167,7 +167,10 @@ def test_sigkill_then_resume_loses_nothing(tmp_path):
     assert (kept["finished_at"] == done_before["finished_at"]).all()
     # each design recorded exactly once; those in flight at the kill were run again after it
     assert (after["attempts"] == 1).all()
-    assert (after.loc[sorted(in_flight), "started_at"] > killed_at).all()
+    # (the wait above kills while a batch is running; only if that batch finished in the
+    # microseconds before the signal is there nothing in flight to check)
+    if in_flight:
+        assert (after.loc[sorted(in_flight), "started_at"] > killed_at).all()
 
 
 def test_cli_status_pareto_export(zdt_spec, tmp_path, capsys):
