@@ -108,10 +108,22 @@ def _searcher(resolved: Any, halving: HalvingConfig | None) -> Any:
     """``OptunaSearch`` over the study space, one metric per objective; failed designs told as FAIL."""
     from ray.tune.search.optuna import OptunaSearch
 
+    constraints = list(resolved.constraints)
+
     class _DseOptunaSearch(OptunaSearch):
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
             if result and result.get(_FAILED):
                 result, error = None, True
+            ot_trial = self._ot_trials.get(trial_id)
+            if result and constraints and ot_trial is not None:
+                # the study's constraints go to Optuna's native handling (Optuna 5:
+                # trial.set_constraint; violation <= 0 is feasible), as in `dse run`
+                for i, c in enumerate(constraints):
+                    try:
+                        v = float(c.violation(result))
+                    except Exception:  # a metric missing from the result: count as violated
+                        v = float("inf")
+                    ot_trial.set_constraint(f"c{i}", v if v == v else float("inf"))
             return super().on_trial_complete(trial_id, result=result, error=error)
 
     space = resolved.space

@@ -235,3 +235,25 @@ def test_failed_designs_and_dead_trials_are_recorded_as_failed(local_ray, tmp_pa
     for row in frame.itertuples():
         expected = "fails on purpose" if row.i == 0 else "trial error"
         assert expected in row.error
+
+
+def test_sweep_searcher_gives_study_constraints_to_optuna():
+    # no Ray needed: the searcher alone, as Tune drives it (suggest, then complete)
+    from dse.spec import load_spec
+    from dse.sweep import _searcher
+
+    resolved = load_spec(
+        {
+            "name": "constrained",
+            "evaluator": {"name": "zdt1", "n_var": 3},
+            "objectives": {"f1": "min", "f2": "min"},
+            "constraints": ["f1 >= 0.5"],
+            "budget": {"evaluations": 4},
+        }
+    )
+    searcher = _searcher(resolved, None)
+    for i, f1 in enumerate((0.2, 0.9)):
+        assert searcher.suggest(f"t{i}") is not None
+        searcher.on_trial_complete(f"t{i}", result={"f1": f1, "f2": 1.0})
+    trials = searcher._ot_study.trials
+    assert [t.constraints["c0"] for t in trials] == [pytest.approx(0.3), pytest.approx(-0.4)]
