@@ -218,11 +218,11 @@ def _reference_forward(net, mapping, hw, dev, x, s, seed, adc_steps=None):
     """Instance by instance, tile by tile, cycle by cycle, slice by slice; no folding.
 
     Noise is replayed from the simulator's documented streams (same seed, same draw order
-    and shapes: see AnalogBackend and sim_kernels.block_generator), so results must agree
+    and shapes: see AnalogBackend and native_rng.block_stream), so results must agree
     to float rounding. With ``adc_steps=None`` it runs the ideal calibration pass instead
     and returns the 99.99th percentile of |partial sums| per layer.
     """
-    from evaluators.cim.sim_kernels import block_generator
+    from evaluators.cim.native_rng import block_stream
 
     calibrate = adc_steps is None
     gen = torch.Generator().manual_seed(seed)
@@ -249,14 +249,14 @@ def _reference_forward(net, mapping, hw, dev, x, s, seed, adc_steps=None):
         if calibrate:
             d[:] = pos - neg
         else:
-            bg = block_generator(int(torch.randint(0, 2**62, (1,), generator=gen)), 0)
+            bg = block_stream(int(torch.randint(0, 2**62, (1,), generator=gen)), 0)
             if g0 > 5 * dev.prog_sigma:  # linear: one N(0,1) per pair, layout (S, K', slice·N)
-                z = torch.empty(s, kp, lm.slices * n).normal_(0.0, 1.0, generator=bg)
+                z = bg.normal_(torch.empty(s, kp, lm.slices * n))
                 for k in range(lm.slices):
                     zk = z[:, :, k * n : (k + 1) * n]
                     d[:, k] = pos[k] - neg[k] + math.sqrt(2) * dev.prog_sigma * lv * zk
-            else:  # each cell: g0 + level/L + σ·z, clipped at 0; layout (S, ±, K', slice·N)
-                z = torch.empty(s, 2, kp, lm.slices * n).normal_(0.0, 1.0, generator=bg)
+            else:  # each cell: g0 + level/L + σ·z, clipped at 0; layout (S, K', slice·N, ±)
+                z = bg.normal_(torch.empty(s, kp, lm.slices * n, 2)).movedim(-1, 1)
                 for k in range(lm.slices):
                     zk = z[:, :, :, k * n : (k + 1) * n] * dev.prog_sigma
                     gp = (g0 + pos[k] / lv + zk[:, 0]).clamp_min(0)
@@ -290,11 +290,8 @@ def _reference_forward(net, mapping, hw, dev, x, s, seed, adc_steps=None):
         read = dev.read_sigma > 0 and not calibrate
         zs = None
         if read:
-            bg = block_generator(int(torch.randint(0, 2**62, (1,), generator=gen)), 0)
-            zs = [
-                torch.empty(s, len(cycles) * mtot, lm.slices * n).normal_(generator=bg)
-                for _ in tiles
-            ]
+            bg = block_stream(int(torch.randint(0, 2**62, (1,), generator=gen)), 0)
+            zs = [bg.normal_(torch.empty(s, len(cycles) * mtot, lm.slices * n)) for _ in tiles]
         y = torch.zeros(s, mtot, n)
         absps = []
         for inst in range(s):

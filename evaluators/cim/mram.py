@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from .devices import DeviceModel
+from .native_rng import NoiseStream, randn
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class MTJParams:
 def sample_conductances(
     shape: tuple[int, ...],
     p: MTJParams,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | NoiseStream | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     model: str = "gaussian_g",
@@ -85,8 +86,8 @@ def sample_conductances(
     """
     if model not in ("gaussian_g", "gaussian_r"):
         raise ValueError(f"MRAM conductance model {model!r}; allowed: gaussian_g, gaussian_r")
-    z_p = torch.randn(shape, generator=generator, device=device, dtype=dtype)
-    z_ap = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    z_p = randn(shape, generator, device, dtype)
+    z_ap = randn(shape, generator, device, dtype)
     if model == "gaussian_r":
         r_p = (p.r_p + p.sigma_p * z_p).clamp_min(0.01 * p.r_p)
         r_ap = (p.r_ap + p.sigma_ap * z_ap).clamp_min(0.01 * p.r_ap)

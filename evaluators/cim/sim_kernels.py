@@ -14,17 +14,18 @@ the way they do (measured on the 2-core project machine):
   ops single-threaded (:func:`run_blocks`). Fine-grained intra-op threading of many
   small elementwise ops costs a barrier per op; on a shared, loaded machine a descheduled
   thread stalls every barrier (measured: 9 vs 62 instances/s). Coarse blocks do not care.
-* Gaussian noise is the single largest cost (torch's normal_ is one serial Mersenne
-  Twister stream, ~2.6 ns per draw, more than the matmul for a 65-row tile). Each block
-  draws from its own generator, seeded from (call seed, block index) by
-  :func:`block_generator`, so draws parallelise and results do not depend on the number
+* Gaussian noise was the single largest cost (torch's CPU normal_ walks one Mersenne
+  Twister stream, ~2.6-4.4 ns per draw, more than the matmul for a 65-row tile). Noise
+  now comes from :mod:`.native_rng`: counter-based Philox streams, compiled and
+  vectorised (~1 ns per draw), one stream per block, keyed by (call seed, block index)
+  via :func:`block_stream`, so draws parallelise and results do not depend on the number
   of threads or on scheduling — only on the block decomposition.
-* Read noise is drawn straight into the output buffer, scaled per row, and the product is
-  accumulated on top of it with ``baddbmm_`` (the GEMM reads C anyway).
-* The ADC is ``div_`` + ``clamp_`` + ``round_`` in place on the cache-resident block
-  (integer bounds, so clamp/round order does not matter); its step is applied once to
-  the layer output. Partial sums stay in level units, so noise-free ones are exact
-  integers and round exactly as a naive implementation would.
+* Read noise and the ADC are one fused pass over the product of a tile
+  (:meth:`NoiseStream.read_adc_`: z ← round(clamp((z + σ_r·N) / step, lo, hi))), instead
+  of five tensor passes (draw, scale, accumulate, divide, clamp, round). The ADC step is
+  applied once to the layer output. Partial sums stay in level units, so noise-free ones
+  are exact integers and round exactly as a naive implementation would (clamping to
+  integer bounds before rounding equals rounding first).
 * Shift-and-add over bit planes is a tiny batched GEMV with the ±2^b plane weights that
   also accumulates over row tiles; over weight slices it runs once per block
   (:func:`combine_slices`).
@@ -40,7 +41,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-_MASK64 = (1 << 64) - 1
+from .native_rng import NoiseStream, block_stream
+
+__all__ = [
+    "block_stream",
+    "run_blocks",
+    "scratch",
+    "block_shape",
+    "input_planes",
+    "tile_reads",
+    "combine_slices",
+]
+
 _pool: ThreadPoolExecutor | None = None
 _pool_key: tuple[int, int] = (0, 0)
 _pool_lock = threading.Lock()
@@ -73,23 +85,6 @@ def run_blocks(fn: Callable[[int], object], n_blocks: int, workers: int) -> None
         pool = _pool
     for _ in pool.map(fn, range(n_blocks)):
         pass
-
-
-def _splitmix64(x: int) -> int:
-    """SplitMix64 finaliser (Steele et al. 2014): decorrelates consecutive seeds."""
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
-
-def block_generator(
-    base_seed: int, block: int, device: torch.device | str = "cpu"
-) -> torch.Generator:
-    """The generator of block ``block`` of a call whose seed is ``base_seed``."""
-    g = torch.Generator(device=device)
-    g.manual_seed(_splitmix64((base_seed * 0x100000001B3 + block) & _MASK64) >> 1)
-    return g
 
 
 def scratch(
@@ -186,7 +181,7 @@ def tile_reads(
     row_ranges: list[tuple[int, int]],
     plane_w: torch.Tensor | None,
     read_std: float,
-    gen: torch.Generator | None,
+    gen: NoiseStream | None,
     adc: tuple[float, float, float] | str | None,
     z: torch.Tensor,
     acc: torch.Tensor,
@@ -195,13 +190,13 @@ def tile_reads(
     """All row tiles of one block: product, read noise, ADC, shift-and-add over planes/tiles.
 
     ``x`` (sb, P·mb, K) input cycles; ``weights[t]`` (sb, K_t, C) tile t's programmed
-    conductances for rows ``row_ranges[t]`` of ``x``; ``plane_w``
-    (P,) the cycles' digital weights (None: one cycle of weight 1). Read noise: each
-    output gets N(0, (read_std·‖x_tile‖)²). ``adc``: (step, lo, hi) with integer codes
-    lo..hi, ``"sign"``
-    (1-bit comparator → ±1) or None (no ADC). ``z`` (≥ sb·P·mb·C elements) and ``acc``
-    (≥ sb·mb·C) are scratch; returns acc viewed (sb, mb, C) = Σ_t Σ_p w_p·ADC(psum).
-    ``calib`` collects |psum| before the ADC (ADC range calibration).
+    conductances for rows ``row_ranges[t]`` of ``x``; ``plane_w`` (P,) the cycles'
+    digital weights (None: one cycle of weight 1). Read noise: each output gets
+    N(0, (read_std·‖x_tile‖)²), one sub-stream of ``gen`` per tile, laid out like the
+    (sb, P·mb, C) partial sums. ``adc``: (step, lo, hi) with integer codes lo..hi,
+    ``"sign"`` (1-bit comparator → ±1) or None (no ADC). ``z`` (≥ sb·P·mb·C elements)
+    and ``acc`` (≥ sb·mb·C) are scratch; returns acc viewed (sb, mb, C) =
+    Σ_t Σ_p w_p·ADC(psum). ``calib`` collects |psum| before the ADC (range calibration).
     """
     sb, pm, _ = x.shape
     c = weights[0].shape[-1]
@@ -213,18 +208,17 @@ def tile_reads(
         xt = x[:, :, r0:r1]
         # one cycle: tile 0 is read straight into the accumulator (no copy)
         zb = out.view(sb, pm, c) if pw is None and t == 0 else z[: sb * pm * c].view(sb, pm, c)
+        torch.bmm(xt, g, out=zb)
+        row_std = None
         if read_std > 0:
-            zb.normal_(generator=gen)
-            zb.mul_(torch.linalg.vector_norm(xt, dim=-1, keepdim=True).mul_(read_std))
-            zb.baddbmm_(xt, g)
-        else:
-            torch.bmm(xt, g, out=zb)
+            row_std = torch.linalg.vector_norm(xt, dim=-1).mul_(read_std).reshape(-1)
         if calib is not None:
             calib.append(zb.abs().flatten())
+        if row_std is not None or (adc is not None and adc != "sign"):
+            gen_t = gen if gen is not None else NoiseStream(0, zb.device)
+            gen_t.read_adc_(zb.view(sb * pm, c), row_std, None if adc == "sign" else adc)
         if adc == "sign":
             zb.copy_(torch.where(zb >= 0, 1.0, -1.0))
-        elif adc is not None:
-            zb.div_(adc[0]).clamp_(adc[1], adc[2]).round_()
         if pw is None:
             if t > 0:
                 out.view(sb, pm * c).add_(zb.view(sb, pm * c))

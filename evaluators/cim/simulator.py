@@ -60,8 +60,8 @@ from .devices import DeviceModel
 from .layers import CrossbarMixin, use_backend
 from .mapping import HardwareConfig, LayerMapping, Mapping
 from .sim_kernels import (
-    block_generator,
     block_shape,
+    block_stream,
     combine_slices,
     input_planes,
     run_blocks,
@@ -247,10 +247,11 @@ def _program(
     a plain product with interleaved (x⁺, x⁻) inputs gives seed 000's ŷ.
 
     Drawn in blocks of instances × rows (:func:`_program_blocks`); block j uses
-    ``block_generator(seed, j)`` and draws, in order: linear multi-level: one N(0, 1)
-    tensor (S_j, K_j, n_s·N'); otherwise the cell model of :func:`_cells` on
-    (S_j, 2, K_j, n_s·N') (index 1 = G⁺, G⁻); MRAM: R_P, R_AP of cell A, then of cell B,
-    each (S_j, K_j, N') (:func:`mram.sample_conductances`).
+    ``block_stream(seed, j)`` and draws, in order: linear multi-level: one N(0, 1)
+    tensor (S_j, K_j, n_s·N'); clipped pairs without other static faults: one
+    N(0, 1) tensor (S_j, K_j, n_s·N', 2) (last index G⁺, G⁻; :meth:`program_pairs`);
+    otherwise the cell model of :func:`_cells` on (S_j, 2, K_j, n_s·N'); MRAM: G_P, G_AP
+    of cell A, then of cell B, each (S_j, K_j, N') (:func:`mram.sample_conductances`).
     """
     ref = p.pos if p.pos is not None else p.w_pm1
     tdev, dtype = ref.device, ref.dtype
@@ -290,7 +291,14 @@ def _program(
         std = math.sqrt(2.0) * dev.prog_sigma * scale
 
         def block(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
-            dst.normal_(0.0, std, generator=gen).add_(base[rows])
+            gen.normal_(dst, 0.0, std).add_(base[rows])
+
+    elif _no_static_faults(dev, hw):
+        g0 = dev.g_min_us / dev.g_range_us  # g_min in range units
+        target = torch.stack([p.pos, p.neg]).mul_(1.0 / L).add_(g0)  # (2, K', C) range units
+
+        def block(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
+            gen.program_pairs(dst, target[0, rows], target[1, rows], dev.prog_sigma, scale)
 
     else:
         g0 = dev.g_min_us / dev.g_range_us  # g_min in range units
@@ -341,8 +349,7 @@ def _program_blocks(
     def job(j: int) -> None:
         s0, r0 = blocks[j]
         s1, r1 = min(s, s0 + sb), min(k, r0 + kb)
-        gen = block_generator(seed, j, out.device)
-        fill(s1 - s0, slice(r0, r1), gen, out[s0:s1, r0:r1])
+        fill(s1 - s0, slice(r0, r1), block_stream(seed, j, out.device), out[s0:s1, r0:r1])
 
     run_blocks(job, len(blocks), workers)
 
@@ -365,9 +372,9 @@ def _cells(
     """
     shape = (s, *target.shape)
     kw = dict(device=target.device, dtype=target.dtype)
-    g = torch.empty(shape, **kw).normal_(0.0, dev.prog_sigma, generator=gen).add_(target)
+    g = gen.normal_(torch.empty(shape, **kw), 0.0, dev.prog_sigma).add_(target)
     if dev.stuck_on_rate > 0 or dev.stuck_off_rate > 0:
-        u = torch.empty(shape, **kw).uniform_(generator=gen)
+        u = gen.uniform_(torch.empty(shape, **kw))
         g = torch.where(u < dev.stuck_on_rate, g0 + 1.0, g)
         g = torch.where(
             (u >= dev.stuck_on_rate) & (u < dev.stuck_on_rate + dev.stuck_off_rate), g0, g
@@ -381,13 +388,13 @@ def _cells(
         if dev.noise_1f_q > 0:
             g_rel = (g * (dev.g_range_us / dev.g_max_us)).clamp_min_(1e-3)
         if dev.drift_nu > 0:
-            nu = torch.empty(shape, **kw).normal_(dev.drift_nu, dev.drift_nu_std, generator=gen)
+            nu = gen.normal_(torch.empty(shape, **kw), dev.drift_nu, dev.drift_nu_std)
             # G·(tt/t0)^(−|ν|) = G·exp(−|ν|·ln(tt/t0))
             g.mul_(nu.abs_().mul_(-math.log(tt / dev.drift_t0_s)).exp_())
         if g_rel is not None:
             sig = math.sqrt(math.log((tt + dev.t_read_s) / (2 * dev.t_read_s)))
             q_s = g_rel.pow_(-0.65).mul_(dev.noise_1f_q).clamp_(max=0.2).mul_(sig)
-            noise = torch.empty(shape, **kw).normal_(generator=gen)
+            noise = gen.normal_(torch.empty(shape, **kw))
             g.addcmul_(g.abs().mul_(q_s), noise)
         g = g.clamp_min_(0.0)
         if dev.drift_nu > 0:  # global drift compensation by the expected factor
@@ -421,7 +428,7 @@ def _combined_weights(
         w = torch.empty((s, *base.shape), device=base.device, dtype=base.dtype)
 
         def fill(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
-            dst.normal_(0.0, sig, generator=gen).add_(base[rows])
+            gen.normal_(dst, 0.0, sig).add_(base[rows])
 
         _program_blocks(w, seed, workers, block_elems, min_blocks, fill)
         return w
@@ -434,7 +441,7 @@ class AnalogBackend:
 
     Random streams: every call that draws noise (programming a layer, reading a layer)
     takes one seed from the backend's generator, in call order, and splits it into one
-    generator per block (:func:`sim_kernels.block_generator`).
+    counter-based stream per block (:func:`native_rng.block_stream`).
     """
 
     def __init__(
@@ -599,7 +606,7 @@ class AnalogBackend:
             nz = xp.shape[0] * xp.shape[1] * c
             z = scratch("z", nz, xp)
             acc = scratch("acc", nz // n_pl, xp)
-            gen = block_generator(seed, j, xs.device) if read_std > 0 else None
+            gen = block_stream(seed, j, xs.device) if read_std > 0 else None
             cal: list[torch.Tensor] | None = [] if self.calibrating else None
             gs = [g[s0:s1, r0:r1] for r0, r1 in p.row_ranges]
             a = tile_reads(xp, gs, p.row_ranges, plane_w, read_std, gen, adc, z, acc, cal)
@@ -638,12 +645,10 @@ class AnalogBackend:
             else:
                 xin = codes
             z = scratch("z", (s1 - s0) * (m1 - m0) * p.n_cols, xin).view(s1 - s0, m1 - m0, -1)
-            if std > 0:
-                z.normal_(generator=block_generator(seed, j, xs.device))
-                z.mul_(torch.linalg.vector_norm(xin, dim=-1, keepdim=True).mul_(std))
-                z.baddbmm_(xin, w[s0:s1])
-            else:
-                torch.bmm(xin, w[s0:s1], out=z)
+            torch.bmm(xin, w[s0:s1], out=z)
+            if std > 0:  # per-output read noise N(0, (std·‖x‖)²), one sub-stream per block
+                row_std = torch.linalg.vector_norm(xin, dim=-1).mul_(std).reshape(-1)
+                block_stream(seed, j, xs.device).read_adc_(z.view(-1, p.n_cols), row_std, None)
             yb = y[s0:s1, m0:m1]
             torch.mul(z, scale, out=yb)
             if p.bias_digital is not None:
