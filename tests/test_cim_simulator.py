@@ -321,15 +321,28 @@ def _reference_forward(net, mapping, hw, dev, x, s, seed, adc_steps=None):
 
 
 @pytest.mark.parametrize(
-    "mode,variation", [("bit_serial", 1.0), ("dac", 1.0), ("bit_serial", 0.5), ("dac", 0.5)]
+    "mode,variation,noise",
+    [
+        ("bit_serial", 1.0, "native"),
+        ("dac", 1.0, "native"),
+        ("bit_serial", 0.5, "native"),
+        ("dac", 0.5, "native"),
+        ("bit_serial", 1.0, "torch"),
+        ("dac", 0.5, "torch"),
+    ],
 )
-def test_fast_path_equals_reference(mode, variation):
+def test_fast_path_equals_reference(mode, variation, noise, monkeypatch):
     """Blocked/fused/ADC-folded simulator == naive loops, with identical noise streams.
 
     Small net with signed first-layer inputs (two-sided bit-serial cycles), bias rows, a
     partial last tile, 3 weight slices; ReRAM at 1× σ takes the clipped cell model, at 0.5×
-    the linear one (g_min > 5σ); read noise on.
+    the linear one (g_min > 5σ); read noise on. ``noise``: the compiled kernels
+    (:mod:`native_rng`) or the torch fallback used without a C compiler.
     """
+    from evaluators.cim import native_rng
+
+    if noise == "torch":
+        monkeypatch.setattr(native_rng, "load_library", lambda: None)
     from evaluators.cim.layers import use_backend
     from evaluators.cim.simulator import SimOptions, build_backend
 

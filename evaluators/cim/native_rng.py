@@ -187,6 +187,10 @@ def _splitmix64(x: int) -> int:
     return _splitmix64_mix((x + 0x9E3779B97F4A7C15) & _MASK64)
 
 
+def _plain_f32(t: torch.Tensor) -> bool:
+    return t.dtype == torch.float32 and t.is_contiguous()
+
+
 def _native_ok(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous()
 
@@ -225,8 +229,11 @@ class NoiseStream:
             )
             if dst is not t:
                 t.copy_(dst)
-        else:
-            t.normal_(mean, std, generator=self._torch_gen(stream, t.device))
+        else:  # contiguous float32 draws for any target: the numbers of a float32 fill
+            src = t if _plain_f32(t) else torch.empty(t.shape, device=t.device)
+            src.normal_(mean, std, generator=self._torch_gen(stream, t.device))
+            if src is not t:
+                t.copy_(src)
 
     def normal_(self, t: torch.Tensor, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
         """Fill ``t`` with N(mean, std²) in place; returns ``t``."""
@@ -243,7 +250,10 @@ class NoiseStream:
             if dst is not t:
                 t.copy_(dst)
         else:
-            t.uniform_(generator=self._torch_gen(stream, t.device))
+            src = t if _plain_f32(t) else torch.empty(t.shape, device=t.device)
+            src.uniform_(generator=self._torch_gen(stream, t.device))
+            if src is not t:
+                t.copy_(src)
         return t
 
     def randn(
