@@ -120,7 +120,7 @@ def test_ray_is_the_default_runner(zdt_spec):
     assert load_spec(zdt_spec).spec.runner.kind == "ray"
 
 
-PLUGIN = '''
+PLUGIN = """
 from evaluators.base import Evaluator, register_evaluator
 from search_spaces import Real, SearchSpace
 
@@ -137,7 +137,7 @@ class Parabola(Evaluator):
 
     def evaluate(self, design):
         return {"a": design["x"] ** 2, "b": (design["x"] - 1.0) ** 2}
-'''
+"""
 
 
 def test_plugins_register_user_evaluators(tmp_path, monkeypatch):

@@ -16,10 +16,11 @@ the way they do (measured on the 2-core project machine):
   thread stalls every barrier (measured: 9 vs 62 instances/s). Coarse blocks do not care.
 * Gaussian noise was the single largest cost (torch's CPU normal_ walks one Mersenne
   Twister stream, ~2.6-4.4 ns per draw, more than the matmul for a 65-row tile). Noise
-  now comes from :mod:`.native_rng`: counter-based Philox streams, compiled and
-  vectorised (~1 ns per draw), one stream per block, keyed by (call seed, block index)
-  via :func:`block_stream`, so draws parallelise and results do not depend on the number
-  of threads or on scheduling — only on the block decomposition.
+  now comes from :mod:`.native_rng`: 64 xoshiro128++ generators side by side plus
+  Box-Muller, compiled and vectorised (~0.5 ns per draw); each block has its own stream,
+  keyed by (call seed, block index) via :func:`block_stream`, so draws parallelise and
+  results do not depend on the number of threads or on scheduling — only on the block
+  decomposition.
 * Read noise and the ADC are one fused pass over the product of a tile
   (:meth:`NoiseStream.read_adc_`: z ← round(clamp((z + σ_r·N) / step, lo, hi))), instead
   of five tensor passes (draw, scale, accumulate, divide, clamp, round). The ADC step is

@@ -35,7 +35,7 @@ or ``SimOptions.quantize=False``) shift-and-add is linear and folds into one eff
 weight per instance. Work is chunked over instances and samples under a memory cap.
 
 Blocks run on a pool of single-threaded worker threads (:func:`sim_kernels.run_blocks`)
-and each block draws its noise from its own generator, seeded from the call's seed and
+and each block draws its noise from its own noise stream (:mod:`.native_rng`), seeded from the call's seed and
 the block index: a seed gives the same chips and reads for any thread count (and the
 same block size / memory cap). The fast path is checked against a plain per-instance,
 per-tile, per-cycle, per-slice reference with replayed noise in
@@ -331,7 +331,7 @@ def _combine(d: torch.Tensor, slice_w: list[float]) -> torch.Tensor:
 def _program_blocks(
     out: torch.Tensor, seed: int, workers: int, block_elems: int, min_blocks: int, fill
 ) -> None:
-    """Fill ``out`` (S, K, …) in blocks of instances × rows, each with its own generator.
+    """Fill ``out`` (S, K, …) in blocks of instances × rows, each with its own noise stream.
 
     Whole instances while that gives ≥ ``min_blocks`` blocks; otherwise rows are split
     too, so a chunk of few instances still feeds every worker thread.
@@ -441,7 +441,7 @@ class AnalogBackend:
 
     Random streams: every call that draws noise (programming a layer, reading a layer)
     takes one seed from the backend's generator, in call order, and splits it into one
-    counter-based stream per block (:func:`native_rng.block_stream`).
+    noise stream per block (:func:`native_rng.block_stream`).
     """
 
     def __init__(
