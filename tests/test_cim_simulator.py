@@ -1,5 +1,6 @@
 """Monte-Carlo simulator: physics sanity, noise monotonicity, seeding, MRAM formula."""
 
+import copy
 import math
 from dataclasses import replace
 
@@ -442,6 +443,32 @@ def test_unquantized_path_combines_the_same_cells(mlp, digits):
         ref = sum(c * d[..., k * n : (k + 1) * n] for k, c in enumerate(p.slice_w))
         assert torch.allclose(off.combined[name], ref, rtol=1e-5, atol=1e-4)
         assert not torch.allclose(off.combined[name][0], off.combined[name][1])
+
+
+def test_unquantized_direct_gemm_equals_blocked_path(mlp, digits, monkeypatch):
+    """Without ADC, input quantization and read noise, one threaded GEMM per layer gives
+    the blocked path's outputs (same chips), incl. pruned rows and bias rows."""
+    from evaluators.cim.layers import use_backend
+    from evaluators.cim.simulator import AnalogBackend, SimOptions, build_backend
+
+    net = copy.deepcopy(mlp)
+    with torch.no_grad():
+        net[0].weight[:, :5] = 0.0  # pruned input rows: the mapping drops them (gather)
+    hw = HardwareConfig(weight_bits=8, cell_bits=4)
+    m = Mapping.from_model(net, hw, sample_input=digits[0][:64])
+    assert m.layers["0"].row_idx.numel() == 64 - 5
+    opts = SimOptions(quantize=False, read_noise=False, cache=False)
+    x = digits[2][:50]
+    outs = []
+    for direct in (True, False):
+        if not direct:
+            monkeypatch.setattr(AnalogBackend, "_direct_ok", lambda self, p: False)
+        be = build_backend(net, m, hw, hw.device_model(), seed=9, opts=opts)
+        be.program(3)
+        with torch.no_grad(), use_backend(net, be):
+            outs.append(net(x.repeat(3, 1)))
+    assert torch.allclose(outs[0], outs[1], rtol=1e-4, atol=1e-4 * float(outs[1].abs().max()))
+    assert not torch.allclose(outs[0][:50], outs[0][50:100])  # instances differ
 
 
 def test_small_chunks_split_rows_and_samples(mlp, digits):
