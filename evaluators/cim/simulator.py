@@ -35,9 +35,9 @@ or ``SimOptions.quantize=False``) shift-and-add is linear and folds into one eff
 weight per instance. Work is chunked over instances and samples under a memory cap.
 
 Blocks run on a pool of single-threaded worker threads (:func:`sim_kernels.run_blocks`)
-and each block draws its noise from its own noise stream (:mod:`.native_rng`), seeded from the call's seed and
-the block index: a seed gives the same chips and reads for any thread count (and the
-same block size / memory cap). The fast path is checked against a plain per-instance,
+and each block draws its noise from its own noise stream (:mod:`.native_rng`), seeded
+from the call's seed and the block index: a seed gives the same chips and reads for any
+thread count (and the same block size / memory cap). The fast path is checked against a plain per-instance,
 per-tile, per-cycle, per-slice reference with replayed noise in
 ``tests/test_cim_simulator.py``.
 """
@@ -666,10 +666,12 @@ class AnalogBackend:
     def _combined_direct(self, name: str, xs: torch.Tensor, p: _Prepared, y: torch.Tensor) -> None:
         """No ADC, no input quantization, no read noise: one threaded GEMM per layer call.
 
-        Nothing elementwise is left to keep in cache, so the cache blocks would only cost
-        Python dispatch and small GEMMs: measured 95 vs 165 GFLOP/s on 2 cores. Inputs
-        are scaled by the weight step on the way into the operand (bias rows driven at
-        full scale, as in :meth:`_codes`), so the product is the output.
+        Nothing elementwise is left to keep in cache, so cache blocks would only add
+        Python dispatch and smaller single-thread GEMMs (a 2-thread bmm of the benchmark's
+        layer shape runs at ~165 GFLOP/s on the project machine; the unquantized
+        mc_throughput run went from ~1140 to ~1230 instances/s). Inputs are scaled by the
+        weight step on the way into the operand (bias rows driven at full scale, as in
+        :meth:`_codes`), so the product is the output.
         """
         s, m, _ = xs.shape
         w = self.combined[name]
