@@ -4,6 +4,7 @@ import math
 import os
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from scipy import stats
@@ -31,6 +32,31 @@ def test_kernel_words_equal_reference_xoshiro128pp():
         assert native_rng.native_words(n, key, stream) == native_rng.reference_words(n, key, stream)
     # sub-streams differ
     assert native_rng.native_words(64, 1, 0) != native_rng.native_words(64, 1, 1)
+
+
+@pytest.mark.skipif(not HAVE_CC, reason="no C compiler: the torch fallback is used")
+def test_kernel_gaussians_equal_numpy_float32_replica_bit_for_bit():
+    """Plain IEEE float32 arithmetic: the same bits as NumPy, hence on every CPU."""
+    lib = native_rng.load_library()
+    for key, stream, n in [(0, 0, 1000), (99, 3, 777), (2**64 - 1, 2**33, 4096)]:
+        out = torch.empty(n)
+        lib.cim_normal_f32(out.data_ptr(), n, key, stream, 0.0, 1.0)
+        assert np.array_equal(out.numpy(), native_rng.reference_normals(n, key, stream))
+
+
+def test_box_muller_series_match_float64_math():
+    """The replica's log/sin/cos series against float64 Box-Muller on the same words."""
+    n = 4096
+    words = np.array(native_rng.reference_words(n, 5, 1), np.uint64).reshape(-1, 256)
+    u1 = ((words[:, :128] >> 8).astype(np.float64) + 0.5) / 2**24
+    a = words[:, 128:]
+    theta = (a >> 30) * (np.pi / 2) + (((a >> 8) & 0x3FFFFF) + 0.5) / 2**22 * (np.pi / 2)
+    rad = np.sqrt(-2 * np.log(u1))
+    exact = np.concatenate(
+        [np.concatenate([r * np.cos(t), r * np.sin(t)]) for r, t in zip(rad, theta, strict=True)]
+    )
+    got = native_rng.reference_normals(n, 5, 1).astype(np.float64)
+    assert np.abs(got - exact).max() < 2e-6 * max(1.0, np.abs(exact).max())
 
 
 def test_normals_and_uniforms_have_the_right_distribution(backend):

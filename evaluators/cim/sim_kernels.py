@@ -17,7 +17,7 @@ the way they do (measured on the 2-core project machine):
 * Gaussian noise was the single largest cost (torch's CPU normal_ walks one Mersenne
   Twister stream, ~2.6-4.4 ns per draw, more than the matmul for a 65-row tile). Noise
   now comes from :mod:`.native_rng`: 64 xoshiro128++ generators side by side plus
-  Box-Muller, compiled and vectorised (~0.5 ns per draw); each block has its own stream,
+  Box-Muller, compiled and vectorised (~0.36 ns per draw); each block has its own stream,
   keyed by (call seed, block index) via :func:`block_stream`, so draws parallelise and
   results do not depend on the number of threads or on scheduling — only on the block
   decomposition.
