@@ -3,22 +3,23 @@
 Why: Gaussian draws were over half of the Monte-Carlo simulation time (torch's CPU
 ``normal_`` walks one Mersenne Twister stream element by element). ``native/cim_noise.c``
 runs 64 xoshiro128++ generators side by side + Box-Muller in plain float32 arithmetic,
-vectorised (~0.36 ns per Gaussian per core vs ~2.6-4.4 ns), plus fused kernels for the two hottest passes (read
-noise + ADC of a block of partial sums; programming a differential pair with clipping at
-G = 0). Every draw is a sub-stream (key, stream): its numbers depend on nothing else.
+vectorised (~0.36 ns per Gaussian per core vs ~2.6-4.4 ns), plus fused kernels for the
+two hottest passes (read noise + ADC of a block of partial sums; programming a
+differential pair with clipping at G = 0). Every draw is a sub-stream (key, stream): its
+numbers depend on nothing else, and are the same bits on every CPU.
 
 The C file is compiled on first use with the system C compiler (``$CC``, else ``cc``)
 into a per-user cache (``$CIM_DSE_NATIVE_DIR``, else ``$XDG_CACHE_HOME/cim-dse/native``),
 keyed by the source, the compiler and the CPU's flags (``-march=native``: a cache shared
 by different machines keeps one build per CPU type). It has no Python headers, so no
 build step at install time and no torch ABI coupling; ctypes releases the GIL during
-each call, so the simulator's worker threads draw in parallel.
+each call, so the simulator's worker threads draw in parallel. CPU targets that are not
+contiguous float32 get the same numbers through a float32 buffer.
 
-Fallback: without a compiler (or with ``CIM_DSE_NATIVE=0``), on CUDA tensors, and for
-non-contiguous tensors, streams draw from ``torch.Generator``s seeded from the same
-(key, stream) pair, and the fused kernels run as torch ops on those draws. Both paths
-are exact samplers of the same distributions, and a seed reproduces exactly on a given
-path; the two paths give different (equally valid) samples.
+Fallback: without a compiler (or with ``CIM_DSE_NATIVE=0``) and on CUDA tensors, streams
+draw from ``torch.Generator``s seeded from the same (key, stream) pair, and the fused
+kernels run as torch ops on those draws. Both paths sample the same distributions and a
+seed reproduces exactly on a given path; the two paths give different samples.
 """
 
 from __future__ import annotations
