@@ -244,7 +244,7 @@ def _plain_f32(t: torch.Tensor) -> bool:
 
 
 def _native_ok(t: torch.Tensor) -> bool:
-    return t.device.type == "cpu" and t.dtype == torch.float32 and t.is_contiguous()
+    return t.device.type == "cpu" and _plain_f32(t)
 
 
 class NoiseStream:
@@ -272,20 +272,30 @@ class NoiseStream:
         g.manual_seed(_splitmix64(self.key ^ _splitmix64(stream)) >> 1)
         return g
 
-    def _normal_into(self, t: torch.Tensor, stream: int, mean: float, std: float) -> None:
+    def _fill(self, t: torch.Tensor, native, fallback) -> None:
+        """Fill ``t`` through a contiguous float32 buffer (``t`` itself when it is one).
+
+        ``native(lib, buf)`` calls the kernel on CPU; ``fallback(buf, generator)`` draws
+        with torch. Either way a target of any dtype/layout gets a float32 fill's numbers.
+        """
         lib = load_library()
-        if lib is not None and t.device.type == "cpu":
-            dst = t if _native_ok(t) else torch.empty(t.shape, dtype=torch.float32)
-            lib.cim_normal_f32(
-                dst.data_ptr(), dst.numel(), self.key, stream, float(mean), float(std)
-            )
-            if dst is not t:
-                t.copy_(dst)
-        else:  # contiguous float32 draws for any target: the numbers of a float32 fill
-            src = t if _plain_f32(t) else torch.empty(t.shape, device=t.device)
-            src.normal_(mean, std, generator=self._torch_gen(stream, t.device))
-            if src is not t:
-                t.copy_(src)
+        use_native = lib is not None and t.device.type == "cpu"
+        buf = t if _plain_f32(t) else torch.empty(t.shape, device=t.device, dtype=torch.float32)
+        if use_native:
+            native(lib, buf)
+        else:
+            fallback(buf)
+        if buf is not t:
+            t.copy_(buf)
+
+    def _normal_into(self, t: torch.Tensor, stream: int, mean: float, std: float) -> None:
+        self._fill(
+            t,
+            lambda lib, b: lib.cim_normal_f32(
+                b.data_ptr(), b.numel(), self.key, stream, float(mean), float(std)
+            ),
+            lambda b: b.normal_(mean, std, generator=self._torch_gen(stream, b.device)),
+        )
 
     def normal_(self, t: torch.Tensor, mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
         """Fill ``t`` with N(mean, std²) in place; returns ``t``."""
@@ -295,17 +305,11 @@ class NoiseStream:
     def uniform_(self, t: torch.Tensor) -> torch.Tensor:
         """Fill ``t`` with U[0, 1) in place; returns ``t``."""
         stream = self._take()
-        lib = load_library()
-        if lib is not None and t.device.type == "cpu":
-            dst = t if _native_ok(t) else torch.empty(t.shape, dtype=torch.float32)
-            lib.cim_uniform_f32(dst.data_ptr(), dst.numel(), self.key, stream)
-            if dst is not t:
-                t.copy_(dst)
-        else:
-            src = t if _plain_f32(t) else torch.empty(t.shape, device=t.device)
-            src.uniform_(generator=self._torch_gen(stream, t.device))
-            if src is not t:
-                t.copy_(src)
+        self._fill(
+            t,
+            lambda lib, b: lib.cim_uniform_f32(b.data_ptr(), b.numel(), self.key, stream),
+            lambda b: b.uniform_(generator=self._torch_gen(stream, b.device)),
+        )
         return t
 
     def randn(

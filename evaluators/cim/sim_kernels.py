@@ -182,7 +182,7 @@ def tile_reads(
     row_ranges: list[tuple[int, int]],
     plane_w: torch.Tensor | None,
     read_std: float,
-    gen: NoiseStream | None,
+    gen: NoiseStream,
     adc: tuple[float, float, float] | str | None,
     z: torch.Tensor,
     acc: torch.Tensor,
@@ -216,8 +216,7 @@ def tile_reads(
         if calib is not None:
             calib.append(zb.abs().flatten())
         if row_std is not None or (adc is not None and adc != "sign"):
-            gen_t = gen if gen is not None else NoiseStream(0, zb.device)
-            gen_t.read_adc_(zb.view(sb * pm, c), row_std, None if adc == "sign" else adc)
+            gen.read_adc_(zb.view(sb * pm, c), row_std, None if adc == "sign" else adc)
         if adc == "sign":
             zb.copy_(torch.where(zb >= 0, 1.0, -1.0))
         if pw is None:

@@ -293,20 +293,19 @@ def _program(
         def block(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
             gen.normal_(dst, 0.0, std).add_(base[rows])
 
-    elif _no_static_faults(dev, hw):
-        g0 = dev.g_min_us / dev.g_range_us  # g_min in range units
-        target = torch.stack([p.pos, p.neg]).mul_(1.0 / L).add_(g0)  # (2, K', C) range units
-
-        def block(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
-            gen.program_pairs(dst, target[0, rows], target[1, rows], dev.prog_sigma, scale)
-
     else:
         g0 = dev.g_min_us / dev.g_range_us  # g_min in range units
         target = torch.stack([p.pos, p.neg]).mul_(1.0 / L).add_(g0)  # (2, K', C) range units
+        if _no_static_faults(dev, hw):  # programming noise + clipping: one fused kernel
 
-        def block(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
-            g = _cells(target[:, rows], dev, hw, n, gen, g0)  # (n, 2, K_j, C)
-            torch.sub(g[:, 0], g[:, 1], out=dst).mul_(scale)
+            def block(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
+                gen.program_pairs(dst, target[0, rows], target[1, rows], dev.prog_sigma, scale)
+
+        else:
+
+            def block(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
+                g = _cells(target[:, rows], dev, hw, n, gen, g0)  # (n, 2, K_j, C)
+                torch.sub(g[:, 0], g[:, 1], out=dst).mul_(scale)
 
     if combine:
         per_slice = block
@@ -606,7 +605,7 @@ class AnalogBackend:
             nz = xp.shape[0] * xp.shape[1] * c
             z = scratch("z", nz, xp)
             acc = scratch("acc", nz // n_pl, xp)
-            gen = block_stream(seed, j, xs.device) if read_std > 0 else None
+            gen = block_stream(seed, j, xs.device)  # draws only when read_std > 0
             cal: list[torch.Tensor] | None = [] if self.calibrating else None
             gs = [g[s0:s1, r0:r1] for r0, r1 in p.row_ranges]
             a = tile_reads(xp, gs, p.row_ranges, plane_w, read_std, gen, adc, z, acc, cal)
