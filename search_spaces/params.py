@@ -176,6 +176,14 @@ def _check_bounds(name: str, low: Any, high: Any, log: bool, step: Any, integer:
             )
 
 
+def _coerce_range(p: Param, cast: type) -> None:
+    """Store a frozen range param's low/high/step as ``cast`` (YAML may give 1 for 1.0)."""
+    for attr in ("low", "high", "step"):
+        value = getattr(p, attr)
+        if value is not None:
+            object.__setattr__(p, attr, cast(value))
+
+
 @dataclass(frozen=True)
 class Real(Param):
     """A float in ``[low, high]``; ``log`` samples log-uniformly; ``step`` snaps to a lattice."""
@@ -188,10 +196,7 @@ class Real(Param):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_bounds(self.name, self.low, self.high, self.log, self.step, integer=False)
-        object.__setattr__(self, "low", float(self.low))
-        object.__setattr__(self, "high", float(self.high))
-        if self.step is not None:
-            object.__setattr__(self, "step", float(self.step))
+        _coerce_range(self, float)
 
     @property
     def effective_high(self) -> float:
@@ -286,10 +291,7 @@ class Int(Param):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_bounds(self.name, self.low, self.high, self.log, self.step, integer=True)
-        object.__setattr__(self, "low", int(self.low))
-        object.__setattr__(self, "high", int(self.high))
-        if self.step is not None:
-            object.__setattr__(self, "step", int(self.step))
+        _coerce_range(self, int)
 
     @property
     def _step(self) -> int:

@@ -16,6 +16,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
+from ray_helpers import drain  # noqa: E402
 
 from dse.runners.base import EvalTask  # noqa: E402
 from dse.runners.ray_runner import RayRunner  # noqa: E402
@@ -35,15 +36,6 @@ def cluster():
     yield c
     ray.shutdown()
     c.shutdown()
-
-
-def drain(runner: RayRunner, limit_s: float = 60.0) -> list:
-    out = []
-    end = time.monotonic() + limit_s
-    while runner.pending() and time.monotonic() < end:
-        out += runner.results(timeout=1.0)
-    assert runner.pending() == 0, "runner did not finish in time"
-    return out
 
 
 def _once_each(out: list, ids: list[str]) -> dict:

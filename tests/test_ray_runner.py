@@ -9,6 +9,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from ray_helpers import drain  # noqa: E402
+
 from dse.runners.base import EvalTask  # noqa: E402
 from dse.runners.ray_runner import RayRunner, TrainingLeases  # noqa: E402
 from evaluators.base import EvaluatorSpec  # noqa: E402
@@ -23,15 +25,6 @@ def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     yield
     ray.shutdown()
-
-
-def drain(runner: RayRunner, limit_s: float = 60.0) -> list:
-    out = []
-    end = time.monotonic() + limit_s
-    while runner.pending() and time.monotonic() < end:
-        out += runner.results(timeout=1.0)
-    assert runner.pending() == 0, "runner did not finish in time"
-    return out
 
 
 def test_results_arrive_as_they_complete_and_each_design_once():
