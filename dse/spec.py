@@ -153,7 +153,8 @@ class StudySpec(_Strict):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="study name; results in runs/<name>/"
     )
     evaluator: str | dict[str, Any] = Field(
-        description="zdt1, zdt2, zdt3, dtlz2, cim, ... or {name: cim, dataset: digits, ...} with options"
+        description="zdt1, zdt2, zdt3, dtlz2, cim, ... or {name: cim, dataset: digits, ...} with options "
+        "(cim datasets: digits, mnist5k (real MNIST, offline), mnist1d, mnist, fashion_mnist, cifar10)"
     )
     space: dict[str, Any] | None = Field(
         None, description="params (see above); default: the evaluator's space"

