@@ -77,3 +77,40 @@ def test_bsq_combines_with_noise_aware_methods(method):
     out = train_model(model, data, config, get_device("pcm"))
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert out["train_accuracy_clean"] > 0.5
+
+
+@pytest.mark.parametrize("bits", [2, 3])
+def test_bsq_layer_programs_its_trained_codes(bits):
+    """An n-bit BSQ layer (codes −(2^n−1)…2^n−1, sign in the pair) on a noise-free chip
+    with 16-bit ADCs gives the digital output: trained bits = programmed bits."""
+    from evaluators.cim.layers import CrossbarLinear, use_backend
+    from evaluators.cim.mapping import HardwareConfig, Mapping
+    from evaluators.cim.simulator import SimOptions, build_backend
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        CrossbarLinear(64, 32, bias=False), torch.nn.ReLU(), CrossbarLinear(32, 10, bias=False)
+    )
+    bsq = BSQ(net, init_bits=bits)
+    bsq.finish()
+    x = load_dataset("digits", seed=0).test_x[:64].reshape(64, -1)
+    for layer in (net[0], net[2]):
+        assert layer.weight_bits == bits
+        codes = layer.weight.detach().abs() / layer.weight.detach().abs().max()
+        assert len(torch.unique(torch.round(codes * (2**bits - 1)))) == 2**bits  # all codes
+    # hw.weight_bits (signed, here 2 = codes −1…1) must not decide a BSQ layer's precision;
+    # 1-bit cells: n slices per weight
+    hw = HardwareConfig(adc_bits=16, act_bits=16, weight_bits=2, cell_bits=1, variation_scale=0.0)
+    m = Mapping.from_model(net, hw, sample_input=x)
+    assert [lm.slices for lm in m.layers.values()] == [bits, bits]
+    assert [lm.magnitude_bits for lm in m.layers.values()] == [bits, bits]
+    # ADC full scale at the largest calibration partial sum: no clipping (the evaluated
+    # inputs are the calibration inputs), so only 16-bit rounding is left (~3e-5); the
+    # old signed reading of n (codes −1…1 for n = 2) gave 0.64 (n = 2) and 0.18 (n = 3)
+    be = build_backend(net, m, hw, hw.device_model(), opts=SimOptions(adc_percentile=100.0))
+    be.program(1)
+    with torch.no_grad(), use_backend(net, be):
+        sim = net(x)
+    ref = net(x).detach()
+    err = float((sim - ref).abs().max() / ref.abs().max())
+    assert err < 1e-3, err

@@ -154,6 +154,29 @@ class LayerMapping:
     mean_g_fraction: float
     array_size: int
     extra: dict[str, float] = field(default_factory=dict)
+    #: weight units per integer code when the layer was trained on a fixed integer grid
+    #: (BSQ): the chip programs exactly those codes. None: max-abs scale (see
+    #: :func:`layer_precision`)
+    code_step: float | None = None
+
+    # -- precision (one definition, read by the simulator and the cost model) --------
+    @property
+    def magnitude_bits(self) -> int:
+        """Bits of |w| on the cells; ``weight_bits`` counts the sign too (see
+        :func:`layer_precision`)."""
+        return max(self.weight_bits - 1, 1)
+
+    def full_scale(self, w: torch.Tensor) -> float:
+        """Weight value of the largest code 2^magnitude_bits − 1 for matrix ``w``.
+
+        BSQ layers: the trained grid (``code_step``) so trained codes = programmed codes;
+        otherwise symmetric max-abs quantization of ``w``.
+        """
+        q_max = 2**self.magnitude_bits - 1
+        if self.code_step is not None:
+            return self.code_step * q_max
+        w_max = float(w.abs().max()) if w.numel() else 0.0
+        return w_max if w_max > 0 else 1.0
 
     # -- geometry -------------------------------------------------------------------
     @property
@@ -370,11 +393,7 @@ def _map_layer(
     row_idx = torch.nonzero(row_keep).flatten()
     col_idx = torch.nonzero(col_keep).flatten()
 
-    if binary:
-        wbits = 1
-    else:
-        wbits = int(layer.weight_bits) if layer.weight_bits is not None else hw.weight_bits
-    mag_bits = max(wbits - 1, 1)
+    wbits, mag_bits = layer_precision(layer, hw)
     cell_bits = min(hw.cell_bits, dev.max_cell_bits) if dev.analog else 1
     slices = 1 if binary else math.ceil(mag_bits / cell_bits)
     if binary:
@@ -389,7 +408,9 @@ def _map_layer(
         b_max = float(b[col_idx].abs().max())
         bias_rows = 1 if w_max == 0 else max(1, math.ceil(b_max / (x_fs * w_max) - 1e-9))
 
-    mean_g = _mean_conductance_fraction(w[row_idx][:, col_idx], wbits, cell_bits, slices, binary)
+    wk = w[row_idx][:, col_idx]
+    step = code_step(wk, mag_bits) if (layer.weight_bits is not None and not binary) else None
+    mean_g = _mean_conductance_fraction(wk, mag_bits, cell_bits, slices, binary, step)
     return LayerMapping(
         name=name,
         k=k,
@@ -411,11 +432,56 @@ def _map_layer(
         pm1_input=bool(st["pm1"]),
         mean_g_fraction=mean_g,
         array_size=hw.array_size,
+        code_step=step,
     )
 
 
+def layer_precision(layer: CrossbarMixin, hw: HardwareConfig) -> tuple[int, int]:
+    """(weight_bits, magnitude_bits) of a crossbar layer: the one definition of its precision.
+
+    ``weight_bits`` counts sign + magnitude (the convention of ``hw.weight_bits``: 8 means
+    codes −127…127); the sign lives in the differential pair, so the cells hold
+    ``magnitude_bits`` = weight_bits − 1 bits of |w| (min 1). A BSQ layer's learned
+    precision n (``layer.weight_bits``, Yang et al. ICLR'21: W = s·Σ_b 2^b (W_p^(b) −
+    W_n^(b)) / (2^n − 1), sign carried by the W_p/W_n pair) counts *magnitude* bits,
+    codes −(2^n − 1)…2^n − 1, so it maps to magnitude_bits = n and weight_bits = n + 1.
+    Binary layers: 1 and 1.
+    """
+    if layer.binary:
+        return 1, 1
+    if layer.weight_bits is not None:
+        n = int(layer.weight_bits)
+        return n + 1, n
+    return hw.weight_bits, max(hw.weight_bits - 1, 1)
+
+
+def code_step(w: torch.Tensor, mag_bits: int, tol: float = 1e-3) -> float | None:
+    """The step s of the integer grid a quantized matrix lies on (|w| = k·s, k ≤ 2^n − 1).
+
+    BSQ bakes W = scale·k/(2^n − 1) into the weights; its scale is not stored, but any s
+    with every |w|/s an integer ≤ 2^n − 1 programs the same values. Tries the grids whose
+    largest code is m = 1 … 2^n − 1 (s = max|w| / m) and returns the first that fits
+    within ``tol`` codes, or None (weights not on an n-bit grid: max-abs quantization).
+    """
+    a = w.detach().abs().flatten().double()
+    a = a[a > 0]
+    if a.numel() == 0:
+        return None
+    a_max = float(a.max())
+    for m in range(1, 2**mag_bits):
+        r = a * (m / a_max)
+        if float((r - r.round()).abs().max()) <= tol:
+            return a_max / m
+    return None
+
+
 def _mean_conductance_fraction(
-    w: torch.Tensor, wbits: int, cell_bits: int, slices: int, binary: bool
+    w: torch.Tensor,
+    mag_bits: int,
+    cell_bits: int,
+    slices: int,
+    binary: bool,
+    step: float | None = None,
 ) -> float:
     """Average programmed level of all cells (0 = g_min, 1 = g_max) — sets read energy.
 
@@ -426,8 +492,8 @@ def _mean_conductance_fraction(
         return 0.0
     if binary:
         return 0.5
-    q_max = 2 ** max(wbits - 1, 1) - 1
-    w_max = float(w.abs().max())
+    q_max = 2**mag_bits - 1
+    w_max = float(w.abs().max()) if step is None else step * q_max
     if w_max == 0:
         return 0.0
     m = torch.round(w.abs() / w_max * q_max).long()

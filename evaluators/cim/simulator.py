@@ -179,9 +179,8 @@ def _prepare(
     if lm.bias_rows and b is not None:
         brow = (b[ci] / (lm.bias_rows * lm.input_range)).expand(lm.bias_rows, -1)
         wk = torch.cat([wk, brow], dim=0)
-    q_max = 2 ** max(lm.weight_bits - 1, 1) - 1
-    w_max = float(wk.abs().max()) if wk.numel() else 0.0
-    w_max = w_max if w_max > 0 else 1.0
+    q_max = 2**lm.magnitude_bits - 1  # mapping.layer_precision: BSQ's n = magnitude bits
+    w_max = lm.full_scale(wk)
     m = torch.round(wk.abs() / w_max * q_max).long()
     c = lm.cell_bits
     lv = 2**c - 1
