@@ -74,7 +74,10 @@ def test_layer_weight_bits_override_and_binary_mram_layout():
         HardwareConfig(device="reram", weight_bits=8, cell_bits=1),
         sample_input=torch.rand(5, 8),
     )
-    assert m.layers["0"].weight_bits == 4 and m.layers["0"].slices == 3
+    # a layer's own precision is BSQ's n magnitude bits (sign in the pair): 4 -> 4 slices
+    # of 1-bit cells, 5 bits with the sign (mapping.layer_precision)
+    l0 = m.layers["0"]
+    assert l0.magnitude_bits == 4 and l0.weight_bits == 5 and l0.slices == 4
     assert m.layers["2"].weight_bits == 1 and m.layers["2"].slices == 1
     mm = Mapping.from_model(net, HardwareConfig(device="mram"), sample_input=torch.rand(5, 8))
     lb = mm.layers["2"]
