@@ -397,7 +397,7 @@ def main() -> None:
         },
         "runs": runs,
     }
-    Path(a.out).write_text(json.dumps(doc, indent=1, default=lambda o: None))
+    Path(a.out).write_text(json.dumps(doc, separators=(",", ":"), default=lambda o: None))
     print("wrote", a.out, os.path.getsize(a.out), "bytes")
 
 
