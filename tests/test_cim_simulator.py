@@ -218,21 +218,23 @@ def _reference_layers(net):
 def _reference_forward(net, mapping, hw, dev, x, s, seed, adc_steps=None):
     """Instance by instance, tile by tile, cycle by cycle, slice by slice; no folding.
 
-    Noise is replayed from the simulator's documented streams (same seed, same draw order
-    and shapes: see AnalogBackend and native_rng.block_stream), so results must agree
-    to float rounding. With ``adc_steps=None`` it runs the ideal calibration pass instead
-    and returns the 99.99th percentile of |partial sums| per layer.
+    Noise is replayed from the simulator's documented streams (same keys, draw order and
+    shapes: see AnalogBackend and native_rng.unit_stream): programming per (layer,
+    instance, row tile), reads per (layer, call, instance, group of READ_GROUP samples)
+    with one sub-stream per tile, so results must agree to float rounding. With
+    ``adc_steps=None`` it runs the ideal calibration pass instead and returns the 99.99th
+    percentile of |partial sums| per layer.
     """
-    from evaluators.cim.native_rng import block_stream
+    from evaluators.cim.native_rng import unit_stream
+    from evaluators.cim.simulator import READ_GROUP
 
     calibrate = adc_steps is None
-    gen = torch.Generator().manual_seed(seed)
     lms = list(mapping.layers.values())
     layers = _reference_layers(net)
     top = 2 ** (hw.adc_bits - 1) - 1
     # -- program every layer (one seed per layer, one block) ----------------------------
     prog = []
-    for lm, (w, b) in zip(lms, layers, strict=True):
+    for li, (lm, (w, b)) in enumerate(zip(lms, layers, strict=True)):
         wt = torch.cat([w, (b / (lm.bias_rows * lm.input_range)).expand(lm.bias_rows, -1)])
         q_max = 2 ** (lm.weight_bits - 1) - 1
         w_max = float(wt.abs().max())
@@ -250,14 +252,20 @@ def _reference_forward(net, mapping, hw, dev, x, s, seed, adc_steps=None):
         if calibrate:
             d[:] = pos - neg
         else:
-            bg = block_stream(int(torch.randint(0, 2**62, (1,), generator=gen)), 0)
-            if g0 > 5 * dev.prog_sigma:  # linear: one N(0,1) per pair, layout (S, K', slice·N)
-                z = bg.normal_(torch.empty(s, kp, lm.slices * n))
+            ptiles = [(r, min(r + hw.array_size, kp)) for r in range(0, kp, hw.array_size)]
+            linear = g0 > 5 * dev.prog_sigma  # one N(0,1) per pair, else one per cell (±)
+            shape = (lm.slices * n,) if linear else (lm.slices * n, 2)
+            z = torch.empty(s, kp, *shape)
+            for inst in range(s):
+                for t, (r0, r1) in enumerate(ptiles):
+                    bg = unit_stream(seed, 1, li, inst, t)
+                    z[inst, r0:r1] = bg.normal_(torch.empty(r1 - r0, *shape))
+            if linear:
                 for k in range(lm.slices):
                     zk = z[:, :, k * n : (k + 1) * n]
                     d[:, k] = pos[k] - neg[k] + math.sqrt(2) * dev.prog_sigma * lv * zk
             else:  # each cell: g0 + level/L + σ·z, clipped at 0; layout (S, K', slice·N, ±)
-                z = bg.normal_(torch.empty(s, kp, lm.slices * n, 2)).movedim(-1, 1)
+                z = z.movedim(-1, 1)
                 for k in range(lm.slices):
                     zk = z[:, :, :, k * n : (k + 1) * n] * dev.prog_sigma
                     gp = (g0 + pos[k] / lv + zk[:, 0]).clamp_min(0)
@@ -290,9 +298,15 @@ def _reference_forward(net, mapping, hw, dev, x, s, seed, adc_steps=None):
         n = d.shape[-1]
         read = dev.read_sigma > 0 and not calibrate
         zs = None
-        if read:
-            bg = block_stream(int(torch.randint(0, 2**62, (1,), generator=gen)), 0)
-            zs = [bg.normal_(torch.empty(s, len(cycles) * mtot, lm.slices * n)) for _ in tiles]
+        if read:  # per instance and sample group: (cycle, sample)-ordered rows, per tile
+            zs = [torch.empty(s, len(cycles) * mtot, lm.slices * n) for _ in tiles]
+            for inst in range(s):
+                for g, m0 in enumerate(range(0, mtot, READ_GROUP)):
+                    m1 = min(mtot, m0 + READ_GROUP)
+                    bg = unit_stream(seed, 2, li, 0, inst, g)
+                    for t in range(len(tiles)):
+                        zg = bg.normal_(torch.empty(len(cycles), m1 - m0, lm.slices * n))
+                        zs[t][inst].view(len(cycles), mtot, -1)[:, m0:m1] = zg
         y = torch.zeros(s, mtot, n)
         absps = []
         for inst in range(s):
@@ -316,7 +330,7 @@ def _reference_forward(net, mapping, hw, dev, x, s, seed, adc_steps=None):
                         y[inst] += wp * 2.0 ** (lm.cell_bits * k) * q
         y = y * (x_step * w_step)
         if calibrate:
-            percentiles.append(float(torch.quantile(torch.cat(absps), 0.9999)))
+            percentiles.append(float(torch.quantile(torch.cat(absps).double(), 0.9999)))
         h = torch.relu(y) if li + 1 < len(prog) else y
     return percentiles if calibrate else h
 
@@ -348,10 +362,10 @@ def test_fast_path_equals_reference(mode, variation, noise, monkeypatch):
     from evaluators.cim.simulator import SimOptions, build_backend
 
     torch.manual_seed(5)
-    net = nn.Sequential(CrossbarLinear(11, 9), nn.ReLU(), CrossbarLinear(9, 4)).eval()
-    x = torch.randn(24, 11)
+    net = nn.Sequential(CrossbarLinear(21, 9), nn.ReLU(), CrossbarLinear(9, 4)).eval()
+    x = torch.randn(24, 21)
     hw = HardwareConfig(
-        array_size=8, adc_bits=5, act_bits=4, weight_bits=6, cell_bits=2,
+        array_size=16, adc_bits=5, act_bits=4, weight_bits=6, cell_bits=2,
         input_mode=mode, variation_scale=variation,
     )  # fmt: skip
     dev = hw.device_model()

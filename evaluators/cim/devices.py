@@ -14,6 +14,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import torch
+
+#: drift models: "constant" (one ν ~ |N(drift_nu, drift_nu_std)| for every state) or
+#: "pcm" (aihwkit PCMLikeNoiseModel.generate_drift_coefficients: mean and std of ν depend
+#: on the target conductance, :func:`drift_nu_params`)
+DRIFT_MODELS = ("constant", "pcm")
+
+# aihwkit PCMLikeNoiseModel (src/aihwkit/inference/noise/pcm.py, IBM; fit of Nandakumar
+# et al., ICECS 2019, to ~1 M PCM devices), g = G / g_max clipped at 1e-7:
+#   μ_ν = clamp(−0.0155·ln g + 0.0244, 0.049, 0.1)
+#   σ_ν = clamp(−0.0125·ln g − 0.0059, 0.008, 0.045)
+#   σ_prog = 0.26348 + 1.9650·g − 1.1731·g² µS (at its reference g_max = 25 µS)
+_PCM_NU_MEAN = (-0.0155, 0.0244, 0.049, 0.1)  # slope of ln g, offset, clip low, clip high
+_PCM_NU_STD = (-0.0125, -0.0059, 0.008, 0.045)
+_PCM_G_CLIP = 1e-7  # aihwkit _ZERO_CLIP
+_PCM_PROG_COEFFS_US = (0.26348, 1.9650, -1.1731)
+
 
 @dataclass(frozen=True)
 class DeviceModel:
@@ -36,7 +53,13 @@ class DeviceModel:
     drift_nu: float = 0.0
     drift_nu_std: float = 0.0
     drift_t0_s: float = 1.0
-    #: accumulated 1/f read noise coefficient (aihwkit PCM model, Q_s); 0 = none
+    #: "constant" (ν from drift_nu, drift_nu_std) or "pcm" (state-dependent, DRIFT_MODELS)
+    drift_model: str = "constant"
+    #: state-dependent programming σ: polynomial Σ_i c_i·(G/g_max)^i in µS (aihwkit
+    #: prog_coeff); empty = the constant ``prog_sigma``, which is then a representative value
+    prog_sigma_coeffs_us: tuple[float, ...] = ()
+    #: accumulated 1/f read noise coefficient (aihwkit PCM model, Q_s); 0 = none. Applied
+    #: from t = 0 on (aihwkit's time counts from t0, so it is non-zero right after programming)
     noise_1f_q: float = 0.0
     #: read time constant of the 1/f fit (aihwkit t_read)
     t_read_s: float = 250e-9
@@ -73,6 +96,11 @@ class DeviceModel:
     source: str = ""
 
     def __post_init__(self) -> None:
+        if self.drift_model not in DRIFT_MODELS:
+            raise ValueError(
+                f"device {self.name!r}: drift_model={self.drift_model!r}; allowed: "
+                + ", ".join(DRIFT_MODELS)
+            )
         v = self.wl_voltage_v
         if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
             raise ValueError(
@@ -199,16 +227,21 @@ _DEVICES: dict[str, DeviceModel] = {
         # demonstrations (Joshi et al., Nature Communications 11, 2473, 2020).
         levels=8,
         # aihwkit programming noise polynomial σ = 0.26348 + 1.9650·g − 1.1731·g² µS
-        # (g = G/g_max); at mid-range g = 0.5: 0.952 µS = 3.8 % of 25 µS.
+        # (g = G/g_max), drawn per cell from its target (prog_sigma_coeffs_us); the
+        # constant prog_sigma is its mid-range value g = 0.5: 0.952 µS = 3.8 % of 25 µS,
+        # used where one number per device is needed (weight_sigma).
         prog_sigma=0.038,
+        prog_sigma_coeffs_us=_PCM_PROG_COEFFS_US,
         # aihwkit folds read noise into the accumulated 1/f term below; no extra per-read σ.
         read_sigma=0.0,
         # aihwkit drift: ν = (−0.0155·ln g + 0.0244) clipped to [0.049, 0.1];
-        # high states sit at the 0.049 clip; σ_ν = (−0.0125·ln g − 0.0059) clipped
-        # to [0.008, 0.045]; t0 = 20 s.
+        # σ_ν = (−0.0125·ln g − 0.0059) clipped to [0.008, 0.045], per cell from its
+        # target (drift_model="pcm", drift_nu_params); t0 = 20 s. drift_nu / drift_nu_std
+        # hold the high-state clip values (one number per device where one is needed).
         drift_nu=0.049,
         drift_nu_std=0.008,
         drift_t0_s=20.0,
+        drift_model="pcm",
         # aihwkit 1/f noise: Q_s = 0.0088 / g^0.65 (≤ 0.2), σ = Q_s·sqrt(ln((t + t_read)/(2 t_read)))
         noise_1f_q=0.0088,
         t_read_s=250e-9,
@@ -329,6 +362,43 @@ _DEVICES: dict[str, DeviceModel] = {
 }
 
 DEVICE_NAMES: tuple[str, ...] = tuple(_DEVICES)
+
+
+def prog_sigma_range(dev: DeviceModel, target: torch.Tensor) -> torch.Tensor | float:
+    """Programming σ of cells with ``target`` conductances, both in units of the range.
+
+    ``target`` = (G − 0)/(g_max − g_min) as the simulator holds it. With
+    ``prog_sigma_coeffs_us`` (aihwkit ``apply_programming_noise_to_conductance``):
+    σ(G) = Σ_i c_i·(G/g_max)^i µS, times ``variation_scale``, over the range; else the
+    constant ``prog_sigma`` (already scaled).
+    """
+    if not dev.prog_sigma_coeffs_us:
+        return dev.prog_sigma
+    g = target * (dev.g_range_us / dev.g_max_us)
+    c = dev.prog_sigma_coeffs_us
+    sig = torch.full_like(target, float(c[-1]))
+    for coeff in reversed(c[:-1]):  # Horner
+        sig = sig.mul_(g).add_(float(coeff))
+    return sig.mul_(dev.variation_scale / dev.g_range_us)
+
+
+def drift_nu_params(
+    dev: DeviceModel, target: torch.Tensor
+) -> tuple[torch.Tensor | float, torch.Tensor | float]:
+    """(mean, std) of the drift exponent ν of cells with ``target`` conductances (range units).
+
+    ``drift_model="pcm"``: aihwkit ``generate_drift_coefficients`` (constants above), the
+    std times ``variation_scale`` like every σ of :meth:`DeviceModel.scaled`; ν itself is
+    |N(mean, std)|. ``"constant"``: ``drift_nu``, ``drift_nu_std``.
+    """
+    if dev.drift_model == "constant":
+        return dev.drift_nu, dev.drift_nu_std
+    g = (target * (dev.g_range_us / dev.g_max_us)).abs().clamp_min(_PCM_G_CLIP).log()
+    a, b, lo, hi = _PCM_NU_MEAN
+    mean = (g * a + b).clamp_(lo, hi)
+    a, b, lo, hi = _PCM_NU_STD
+    std = (g * a + b).clamp_(lo, hi).mul_(dev.variation_scale)
+    return mean, std
 
 
 def get_device(name: str, variation_scale: float = 1.0) -> DeviceModel:

@@ -140,7 +140,10 @@ class CimEvaluator(Evaluator):
     ``~/.cache/cim-dse``), ``device`` (auto/cpu/cuda), ``max_train`` /
     ``max_test`` (seeded subsets for quick studies), ``test_noise`` /
     ``test_noise_level`` (seed 002's external test-set noise: gaussian,
-    speckle, salt_pepper), ``batch_size`` (training mini-batch).
+    speckle, salt_pepper), ``batch_size`` (training mini-batch), ``noise_rng``
+    (``native``: the compiled noise kernel, an error where it cannot be built;
+    ``torch``: torch's generators — other chips for a seed, and, being an option, other
+    design ids; never switched silently, issue 12 item 8).
     """
 
     name = "cim"
@@ -162,6 +165,7 @@ class CimEvaluator(Evaluator):
         test_noise: str = "none",
         test_noise_level: float = 0.0,
         batch_size: int = 64,
+        noise_rng: str = "native",
     ):
         if dataset not in DATASETS:
             raise EvaluatorError(f"cim: dataset={dataset!r}; allowed: {', '.join(DATASETS)}")
@@ -187,6 +191,15 @@ class CimEvaluator(Evaluator):
             raise EvaluatorError(
                 f"cim: test_noise={test_noise!r}; allowed: {', '.join(CORRUPTIONS)}"
             )
+        if noise_rng not in ("native", "torch"):
+            raise EvaluatorError(f"cim: noise_rng={noise_rng!r}; allowed: native, torch")
+        from evaluators.cim.native_rng import NativeUnavailable, resolve_path
+
+        try:
+            resolve_path(noise_rng)
+        except NativeUnavailable as exc:
+            raise EvaluatorError(str(exc)) from None
+        self.noise_rng = noise_rng
         self.dataset = dataset
         self.data_dir = None if data_dir is None else str(data_dir)
         self.epochs = epochs
@@ -383,7 +396,7 @@ class CimEvaluator(Evaluator):
     def _deploy(self, trained: _Trained, design: Design) -> Metrics:
         from evaluators.cim import cost
         from evaluators.cim.mapping import HardwareConfig, Mapping
-        from evaluators.cim.simulator import simulate
+        from evaluators.cim.simulator import SimOptions, simulate
 
         hw = HardwareConfig.from_design({k: v for k, v in design.items() if k.startswith("hw.")})
         device_model = hw.device_model()
@@ -402,6 +415,7 @@ class CimEvaluator(Evaluator):
             instances=self.mc_instances,
             seed=self.seed,
             device=self.device.type,
+            opts=SimOptions(rng=self.noise_rng),
         )
         price = cost.estimate_cost(mapping, hw, device_model)
         summary = mapping.summary()

@@ -16,10 +16,19 @@ build step at install time and no torch ABI coupling; ctypes releases the GIL du
 each call, so the simulator's worker threads draw in parallel. CPU targets that are not
 contiguous float32 get the same numbers through a float32 buffer.
 
-Fallback: without a compiler (or with ``CIM_DSE_NATIVE=0``) and on CUDA tensors, streams
-draw from ``torch.Generator``s seeded from the same (key, stream) pair, and the fused
-kernels run as torch ops on those draws. Both paths sample the same distributions and a
-seed reproduces exactly on a given path; the two paths give different samples.
+Paths (:func:`resolve_path`): ``"native"`` draws every number with the kernel — on CUDA
+tensors too, through a host buffer, so a seed gives the same chips on CPU and GPU — and
+raises :class:`NativeUnavailable` when the kernel cannot be built; ``"torch"`` draws from
+``torch.Generator``s seeded from the same (key, stream) pair, the fused kernels running as
+torch ops on those draws; ``"auto"`` (the default of a bare :class:`NoiseStream`) is the
+kernel when it builds, else torch with a warning. Both paths sample the same
+distributions and a seed reproduces exactly on a given path; the two paths give
+different samples, so the evaluator records which one ran (its ``noise_rng`` option is part
+of every ``design_id``) and never switches silently.
+
+Keys: :func:`unit_stream` folds any tuple of integers (seed, layer, instance, tile, …) into
+one stream key, so the simulator can key noise by what it models, not by how the work
+is cut into blocks (issue 12 item 8).
 """
 
 from __future__ import annotations
@@ -128,6 +137,37 @@ def load_library() -> ctypes.CDLL | None:
 
 def native_available() -> bool:
     return load_library() is not None
+
+
+#: the values of ``SimOptions.rng`` / the evaluator's ``noise_rng`` option
+PATHS = ("auto", "native", "torch")
+
+
+class NativeUnavailable(RuntimeError):
+    """The native noise path was asked for and the kernel cannot be built here."""
+
+
+def resolve_path(path: str) -> str:
+    """``"native"`` or ``"torch"``: the noise path that ``path`` runs on this machine.
+
+    ``"native"`` raises :class:`NativeUnavailable` (with how to fix it) instead of falling
+    back, so a study never draws other chips under the same ``design_id``.
+    """
+    if path not in PATHS:
+        raise ValueError(f"noise path {path!r} is unknown; allowed: {', '.join(PATHS)}")
+    if path == "torch":
+        return "torch"
+    if load_library() is not None:
+        return "native"
+    if path == "native":
+        raise NativeUnavailable(
+            "cim-dse: the native noise kernel (evaluators/cim/native/cim_noise.c) could not "
+            f"be built with {os.environ.get('CC', 'cc')!r} (or CIM_DSE_NATIVE=0 is set), and "
+            "this run asked for the native noise path. Install a C compiler (or set CC), or "
+            "choose the torch generators explicitly with the evaluator option "
+            "`noise_rng: torch` (other chips for the same seed, so other design ids)."
+        )
+    return "torch"
 
 
 def native_words(n: int, key: int, stream: int) -> list[int]:
@@ -255,12 +295,22 @@ class NoiseStream:
     not on threads, scheduling or how a block is split across calls.
     """
 
-    __slots__ = ("key", "device", "_next")
+    __slots__ = ("key", "device", "_next", "path")
 
-    def __init__(self, key: int, device: torch.device | str = "cpu"):
+    def __init__(self, key: int, device: torch.device | str = "cpu", path: str = "auto"):
         self.key = int(key) & _MASK64
         self.device = torch.device(device)
         self._next = 0
+        #: "auto", "native" (kernel, also for CUDA targets via a host buffer) or "torch"
+        self.path = path
+
+    def _lib(self) -> ctypes.CDLL | None:
+        if self.path == "torch":
+            return None
+        lib = load_library()
+        if lib is None and self.path == "native":
+            resolve_path("native")  # raises with the explanation
+        return lib
 
     def _take(self) -> int:
         s = self._next
@@ -278,7 +328,14 @@ class NoiseStream:
         ``native(lib, buf)`` calls the kernel on CPU; ``fallback(buf, generator)`` draws
         with torch. Either way a target of any dtype/layout gets a float32 fill's numbers.
         """
-        lib = load_library()
+        lib = self._lib()
+        if lib is not None and t.device.type != "cpu" and self.path == "native":
+            # the kernel's numbers on an accelerator: drawn on the host, then copied, so a
+            # seed gives the same chips on CPU and GPU
+            host = torch.empty(t.shape, dtype=torch.float32)
+            native(lib, host)
+            t.copy_(host)
+            return
         use_native = lib is not None and t.device.type == "cpu"
         buf = t if _plain_f32(t) else torch.empty(t.shape, device=t.device, dtype=torch.float32)
         if use_native:
@@ -330,7 +387,7 @@ class NoiseStream:
         """
         rows, cols = z.shape
         stream = self._take() if row_std is not None else 0
-        lib = load_library()
+        lib = self._lib()
         std_ok = row_std is None or _native_ok(row_std)
         if lib is not None and _native_ok(z) and std_ok:
             step, lo, hi = adc if adc is not None else (1.0, 0.0, 0.0)
@@ -363,7 +420,7 @@ class NoiseStream:
         """
         stream = self._take()
         inst, n = dst.shape[0], pos.numel()
-        lib = load_library()
+        lib = self._lib()
         if lib is not None and dst.device.type == "cpu" and dst.dtype == torch.float32:
             pos, neg = pos.contiguous(), neg.contiguous()
             out = (
@@ -386,9 +443,28 @@ class NoiseStream:
         return dst
 
 
-def block_stream(base_seed: int, block: int, device: torch.device | str = "cpu") -> NoiseStream:
+def block_stream(
+    base_seed: int, block: int, device: torch.device | str = "cpu", path: str = "auto"
+) -> NoiseStream:
     """The stream of block ``block`` of a call whose seed is ``base_seed``."""
-    return NoiseStream(_splitmix64((base_seed * 0x100000001B3 + block) & _MASK64), device)
+    return NoiseStream(_splitmix64((base_seed * 0x100000001B3 + block) & _MASK64), device, path)
+
+
+def unit_key(*parts: int) -> int:
+    """One 64-bit stream key from a tuple of integers (order matters).
+
+    SplitMix64-folded: k ← splitmix64(k ⊕ splitmix64(part)) for each part, so
+    (seed, layer, instance, tile) tuples that differ anywhere give unrelated keys.
+    """
+    k = 0x6A09E667F3BCC909  # any fixed non-zero start (the first SHA-512 IV word)
+    for part in parts:
+        k = _splitmix64(k ^ _splitmix64(int(part) & _MASK64))
+    return k
+
+
+def unit_stream(*parts: int, device: torch.device | str = "cpu", path: str = "auto") -> NoiseStream:
+    """The stream of one modelled unit, e.g. (seed, tag, layer, instance, tile)."""
+    return NoiseStream(unit_key(*parts), device, path)
 
 
 def randn(

@@ -17,9 +17,10 @@ the way they do (measured on the 2-core project machine):
 * Gaussian noise was the single largest cost (torch's CPU normal_ walks one Mersenne
   Twister stream, ~2.6-4.4 ns per draw, more than the matmul for a 65-row tile). Noise
   now comes from :mod:`.native_rng`: 64 xoshiro128++ generators side by side plus
-  Box-Muller, compiled and vectorised (~0.36 ns per draw); each block has its own stream,
-  keyed by (call seed, block index) via :func:`block_stream`, so draws parallelise and
-  results do not depend on the number of threads or on scheduling — only on the block
+  Box-Muller, compiled and vectorised (~0.36 ns per draw); each modelled unit (an
+  instance's row tile, an instance's group of test samples) has its own stream, keyed by
+  :func:`native_rng.unit_stream`, and blocks are unions of whole units, so draws
+  parallelise and results depend neither on threads and scheduling nor on the block
   decomposition.
 * Read noise and the ADC are one fused pass over the product of a tile
   (:meth:`NoiseStream.read_adc_`: z ← round(clamp((z + σ_r·N) / step, lo, hi))), instead
@@ -54,6 +55,8 @@ __all__ = [
     "combine_slices",
 ]
 
+#: a stream for ADC-only passes (read_adc_ without read noise draws nothing)
+_NO_NOISE = NoiseStream(0)
 _pool: ThreadPoolExecutor | None = None
 _pool_key: tuple[int, int] = (0, 0)
 _pool_lock = threading.Lock()
@@ -182,7 +185,7 @@ def tile_reads(
     row_ranges: list[tuple[int, int]],
     plane_w: torch.Tensor | None,
     read_std: float,
-    gen: NoiseStream,
+    gen: NoiseStream | list[NoiseStream] | None,
     adc: tuple[float, float, float] | str | None,
     z: torch.Tensor,
     acc: torch.Tensor,
@@ -193,8 +196,9 @@ def tile_reads(
     ``x`` (sb, P·mb, K) input cycles; ``weights[t]`` (sb, K_t, C) tile t's programmed
     conductances for rows ``row_ranges[t]`` of ``x``; ``plane_w`` (P,) the cycles'
     digital weights (None: one cycle of weight 1). Read noise: each output gets
-    N(0, (read_std·‖x_tile‖)²), one sub-stream of ``gen`` per tile, laid out like the
-    (sb, P·mb, C) partial sums. ``adc``: (step, lo, hi) with integer codes lo..hi,
+    N(0, (read_std·‖x_tile‖)²) from ``gen`` — one stream, or one per instance of the
+    block (``gen[i]`` for instance i) — one sub-stream per tile, laid out like the
+    (sb, P·mb, C) partial sums (per instance: (P·mb, C)). ``adc``: (step, lo, hi) with integer codes lo..hi,
     ``"sign"`` (1-bit comparator → ±1) or None (no ADC). ``z`` (≥ sb·P·mb·C elements)
     and ``acc`` (≥ sb·mb·C) are scratch; returns acc viewed (sb, mb, C) =
     Σ_t Σ_p w_p·ADC(psum). ``calib`` collects |psum| before the ADC (range calibration).
@@ -215,8 +219,13 @@ def tile_reads(
             row_std = torch.linalg.vector_norm(xt, dim=-1).mul_(read_std).reshape(-1)
         if calib is not None:
             calib.append(zb.abs().flatten())
-        if row_std is not None or (adc is not None and adc != "sign"):
-            gen.read_adc_(zb.view(sb * pm, c), row_std, None if adc == "sign" else adc)
+        level = None if adc == "sign" else adc
+        if row_std is not None and isinstance(gen, list | tuple):
+            rs = row_std.view(sb, pm)
+            for i, gi in enumerate(gen):
+                gi.read_adc_(zb[i], rs[i], level)
+        elif row_std is not None or level is not None:
+            (gen or _NO_NOISE).read_adc_(zb.view(sb * pm, c), row_std, level)
         if adc == "sign":
             zb.copy_(torch.where(zb >= 0, 1.0, -1.0))
         if pw is None:

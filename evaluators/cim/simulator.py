@@ -34,10 +34,14 @@ input and add neither current nor read noise, so this is exact). Without ADCs (S
 or ``SimOptions.quantize=False``) shift-and-add is linear and folds into one effective
 weight per instance. Work is chunked over instances and samples under a memory cap.
 
-Blocks run on a pool of single-threaded worker threads (:func:`sim_kernels.run_blocks`)
-and each block draws its noise from its own noise stream (:mod:`.native_rng`), seeded
-from the call's seed and the block index: a seed gives the same chips and reads for any
-thread count (and the same block size / memory cap). The fast path is checked against a plain per-instance,
+Blocks run on a pool of single-threaded worker threads (:func:`sim_kernels.run_blocks`).
+Noise is keyed by what it models, never by how the work is cut (issue 12 item 8): the
+static noise of a chip by (seed, layer, instance, row tile) and the read noise by
+(seed, layer, call, instance, group of :data:`READ_GROUP` test samples), each such unit
+with its own stream (:func:`native_rng.unit_stream`). Blocks are unions of whole units,
+so a seed gives the same chips and the same reads for any memory cap, block size,
+thread count and test-set size (a sample's reads depend only on its group), and on CPU
+and GPU with the native path. The fast path is checked against a plain per-instance,
 per-tile, per-cycle, per-slice reference with replayed noise in
 ``tests/test_cim_simulator.py``.
 """
@@ -56,12 +60,11 @@ import torch
 from torch import nn
 
 from . import mram
-from .devices import DeviceModel
+from .devices import DeviceModel, drift_nu_params, prog_sigma_range
 from .layers import CrossbarMixin, use_backend
 from .mapping import HardwareConfig, LayerMapping, Mapping
+from .native_rng import PATHS, resolve_path, unit_stream
 from .sim_kernels import (
-    block_shape,
-    block_stream,
     combine_slices,
     input_planes,
     run_blocks,
@@ -80,11 +83,13 @@ class SimOptions:
     memory_cap_bytes: int = 512 * 2**20
     #: partial sums per cache block (float32: 4 bytes each); keeps the elementwise
     #: passes (read noise, ADC, shift-and-add) in L2/L3 instead of DRAM. Noise streams
-    #: are per block, so a given seed reproduces exactly for the same block_elems.
+    #: are per modelled unit (module docstring), so results do not depend on it.
     block_elems: int = 2**18
-    #: split a layer call into at least this many blocks when possible (fixed, not the
-    #: thread count, so that a seed gives the same result on any machine)
+    #: split a layer call into at least this many blocks when possible
     min_blocks: int = 2
+    #: noise path (:func:`native_rng.resolve_path`): "native" (the compiled kernel, or
+    #: an error), "torch" (torch generators), "auto" (kernel if it builds, else torch)
+    rng: str = "auto"
     #: max calibration samples
     calib_samples: int = 128
     #: skip ADC and input quantization (for benchmarking against unquantized simulators)
@@ -102,6 +107,15 @@ class SimOptions:
             )
         if int(self.block_elems) < 1 or int(self.memory_cap_bytes) < 1:
             raise ValueError("SimOptions.block_elems and memory_cap_bytes must be >= 1")
+        if self.rng not in PATHS:
+            raise ValueError(f"SimOptions.rng must be one of {', '.join(PATHS)}, got {self.rng!r}")
+
+
+#: test samples per read-noise unit: a sample's read noise depends on its group only, and
+#: sample chunks are cut at multiples of it (:func:`run_instances`)
+READ_GROUP = 16
+#: stream-key tags of the two kinds of noise
+_TAG_PROG, _TAG_READ = 1, 2
 
 
 # ----------------------------------------------------------------------------------------
@@ -208,18 +222,13 @@ def _row_ranges(rows: int, per_tile: int) -> list[tuple[int, int]]:
 
 # ----------------------------------------------------------------------------------------
 def _linear_programming(dev: DeviceModel, hw: HardwareConfig) -> bool:
-    """Only Gaussian programming noise, and clipping at G = 0 negligible.
+    """Only state-independent Gaussian programming noise, and clipping at G = 0 negligible.
 
     With g_min more than 5σ above 0 (clipping probability < 3e-7 per cell) the pair
     difference is G⁺ − G⁻ = target difference + N(0, 2σ²): one draw per pair, not two.
     """
     g0 = dev.g_min_us / dev.g_range_us
-    return (
-        dev.stuck_on_rate == 0
-        and dev.stuck_off_rate == 0
-        and hw.drift_time_s == 0
-        and g0 > 5 * dev.prog_sigma
-    )
+    return _no_static_faults(dev, hw) and g0 > 5 * dev.prog_sigma
 
 
 def _program(
@@ -227,33 +236,41 @@ def _program(
     dev: DeviceModel,
     hw: HardwareConfig,
     s: int,
-    seed: int,
+    key: tuple[int, ...],
     ideal: bool,
     unit: float,
     workers: int,
     block_elems: int,
     combine: bool = False,
     min_blocks: int = 1,
+    first: int = 0,
+    path: str = "auto",
 ) -> torch.Tensor:
     """Programmed conductances of ``s`` instances, scaled by ``unit`` (1 / ADC step).
 
     ``combine`` (multi-level, no ADC): return Σ_k 2^(c·k)·D_k, (S, K', N'), shift-and-added
-    over slices inside each block (one pass, in the worker threads).
+    over slices (one pass, in the worker threads).
 
     Multi-level: (S, K', n_s·N') = (G⁺ − G⁻)·L in slice-level units (columns (slice, col)).
     Binary MRAM: (S, 2K', N'), rows interleaved (G_A of input r, then G_B), already
     normalised to the ±1 domain: (G − Ḡ)/(ΔG/2) in units of 1/R_P (:func:`mram.mvm`), so
     a plain product with interleaved (x⁺, x⁻) inputs gives seed 000's ŷ.
 
-    Drawn in blocks of instances × rows (:func:`_program_blocks`); block j uses
-    ``block_stream(seed, j)`` and draws, in order: linear multi-level: one N(0, 1)
-    tensor (S_j, K_j, n_s·N'); clipped pairs without other static faults: one
-    N(0, 1) tensor (S_j, K_j, n_s·N', 2) (last index G⁺, G⁻; :meth:`program_pairs`);
-    otherwise the cell model of :func:`_cells` on (S_j, 2, K_j, n_s·N'); MRAM: G_P, G_AP
-    of cell A, then of cell B, each (S_j, K_j, N') (:func:`mram.sample_conductances`).
+    Noise units (:func:`_program_units`): instance ``first + i`` and logical row tile t
+    (rows ``t·rows_per_tile …``) draw from ``unit_stream(*key, first + i, t)``, in order:
+    linear multi-level: one N(0, 1) tensor (K_t, n_s·N'); clipped pairs without other
+    static faults: one N(0, 1) tensor (K_t, n_s·N', 2) (last index G⁺, G⁻;
+    :meth:`program_pairs`); otherwise the cell model of :func:`_cells` on (1, 2, K_t, n_s·N');
+    MRAM: G_P, G_AP of cell A, then of cell B, each (1, K_t, N')
+    (:func:`mram.sample_conductances`).
     """
     ref = p.pos if p.pos is not None else p.w_pm1
     tdev, dtype = ref.device, ref.dtype
+    tiles = _row_ranges(p.k_rows, p.rows_per_tile)
+    run = dict(
+        key=key, first=first, tiles=tiles, path=path, workers=workers,
+        block_elems=block_elems, min_blocks=min_blocks,
+    )  # fmt: skip
     if p.lm.binary_mram:
         mp = mram.MTJParams.from_device(dev)
         out = torch.empty(s, p.k_rows, 2, p.n_cols, device=tdev, dtype=dtype)
@@ -273,13 +290,13 @@ def _program(
             dst[:, :, 1].copy_(gb)
             dst.sub_(mp.g_mid * mp.r_p).mul_(fold)
 
-        _program_blocks(out, seed, workers, block_elems, min_blocks, mram_block)
+        _program_units(out, fill=mram_block, **run)
         return out.view(s, 2 * p.k_rows, p.n_cols)
 
     L = p.levels
     scale = L * unit
     n_out = p.n_cols if combine else p.pos.shape[1]
-    if ideal or not dev.analog or (dev.prog_sigma == 0 and _no_static_faults(dev, hw)):
+    if ideal or not dev.analog or _noise_free(dev, hw):
         base = (p.pos - p.neg) * unit
         if combine:
             base = _combine(base, p.slice_w)
@@ -315,7 +332,7 @@ def _program(
             per_slice(n, rows, gen, tmp)
             combine_slices(tmp, p.slice_w, dst)
 
-    _program_blocks(out, seed, workers, block_elems, min_blocks, block)
+    _program_units(out, fill=block, **run)
     return out
 
 
@@ -326,38 +343,61 @@ def _combine(d: torch.Tensor, slice_w: list[float]) -> torch.Tensor:
     return out
 
 
-def _program_blocks(
-    out: torch.Tensor, seed: int, workers: int, block_elems: int, min_blocks: int, fill
+def _program_units(
+    out: torch.Tensor,
+    key: tuple[int, ...],
+    first: int,
+    tiles: list[tuple[int, int]],
+    path: str,
+    workers: int,
+    block_elems: int,
+    min_blocks: int,
+    fill,
 ) -> None:
-    """Fill ``out`` (S, K, …) in blocks of instances × rows, each with its own noise stream.
+    """Fill ``out`` (S, K, …) unit by unit: instance i × row tile t, stream (*key, first+i, t).
 
-    Whole instances while that gives ≥ ``min_blocks`` blocks; otherwise rows are split
-    too, so a chunk of few instances still feeds every worker thread.
+    Units are grouped into blocks of about ``block_elems`` elements (at least
+    ``min_blocks`` blocks when there are that many units) that run on the worker threads;
+    since every unit has its own stream, the grouping never changes the numbers.
     """
-    s, k = out.shape[0], out.shape[1]
-    per = max(1, out[0].numel())
-    sb = max(1, min(s, block_elems // per))
-    kb = k
-    if math.ceil(s / sb) < min_blocks:
-        sb = max(1, s // min_blocks)
-        if math.ceil(s / sb) < min_blocks:
-            kb = max(1, math.ceil(k / math.ceil(min_blocks / math.ceil(s / sb))))
-    blocks = [(s0, r0) for s0 in range(0, s, sb) for r0 in range(0, k, kb)]
+    s = out.shape[0]
+    units = [(i, t, r0, r1) for i in range(s) for t, (r0, r1) in enumerate(tiles)]
+    per_row = max(1, out[0, :1].numel())
+    total = sum((r1 - r0) * per_row for _, _, r0, r1 in units)
+    n_blocks = min(len(units), max(min_blocks, math.ceil(total / max(1, block_elems))))
+    per_block = math.ceil(len(units) / max(1, n_blocks))
+    blocks = [units[j : j + per_block] for j in range(0, len(units), per_block)]
 
     def job(j: int) -> None:
-        s0, r0 = blocks[j]
-        s1, r1 = min(s, s0 + sb), min(k, r0 + kb)
-        fill(s1 - s0, slice(r0, r1), block_stream(seed, j, out.device), out[s0:s1, r0:r1])
+        for i, t, r0, r1 in blocks[j]:
+            gen = unit_stream(*key, first + i, t, device=out.device, path=path)
+            fill(1, slice(r0, r1), gen, out[i : i + 1, r0:r1])
 
     run_blocks(job, len(blocks), workers)
 
 
+def _state_dependent(dev: DeviceModel) -> bool:
+    """Programming σ or drift exponent that depends on the programmed conductance (PCM)."""
+    return bool(dev.prog_sigma_coeffs_us) or dev.drift_model != "constant"
+
+
+def _drifts(dev: DeviceModel, hw: HardwareConfig) -> bool:
+    return hw.drift_time_s > 0 and (dev.drift_nu > 0 or dev.drift_model != "constant")
+
+
 def _no_static_faults(dev: DeviceModel, hw: HardwareConfig) -> bool:
+    """Only state-independent Gaussian programming noise (clipped at G = 0) is left."""
     return (
         dev.stuck_on_rate == 0
         and dev.stuck_off_rate == 0
-        and (hw.drift_time_s == 0 or (dev.drift_nu == 0 and dev.noise_1f_q == 0))
+        and not bool(dev.prog_sigma_coeffs_us)
+        and not _drifts(dev, hw)
+        and dev.noise_1f_q == 0  # aihwkit's 1/f term applies from t = 0 on (see _cells)
     )
+
+
+def _noise_free(dev: DeviceModel, hw: HardwareConfig) -> bool:
+    return dev.prog_sigma == 0 and _no_static_faults(dev, hw)
 
 
 def _cells(
@@ -367,10 +407,24 @@ def _cells(
 
     Draws, in order: programming noise N(0,1); U(0,1) for stuck-at faults (if any);
     N(0,1) for the drift exponent ν (if drift); N(0,1) for accumulated 1/f noise (if any).
+
+    PCM (aihwkit ``PCMLikeNoiseModel``, ``src/aihwkit/inference/noise/pcm.py``, fitted by
+    Nandakumar et al., ICECS 2019): programming σ a polynomial of the target conductance
+    (:func:`devices.prog_sigma_range`); drift G·((t + t0)/t0)^(−ν) with ν ~ |N(μ_ν(g), σ_ν(g))|
+    from the target (:func:`devices.drift_nu_params`); then the accumulated 1/f noise
+    G += |G|·Q_s(g_prog)·sqrt(ln((t + t0 + t_read)/(2 t_read)))·N, Q_s = min(0.0088 /
+    max(g_prog^0.65, 1e-3), 0.2) — applied from t = 0 on, as aihwkit does (its t counts
+    from t0, so the noise term is non-zero at t_inference = 0). Drift is compensated per
+    instance and row tile by the measured ratio Σ|G_prog| / Σ|G_drift| (a per-tile global
+    drift compensation, the idea of aihwkit's GlobalDriftCompensation).
     """
     shape = (s, *target.shape)
     kw = dict(device=target.device, dtype=target.dtype)
-    g = gen.normal_(torch.empty(shape, **kw), 0.0, dev.prog_sigma).add_(target)
+    g = gen.normal_(torch.empty(shape, **kw))
+    if dev.prog_sigma_coeffs_us:
+        g.mul_(prog_sigma_range(dev, target)).add_(target)
+    else:
+        g.mul_(dev.prog_sigma).add_(target)
     if dev.stuck_on_rate > 0 or dev.stuck_off_rate > 0:
         u = gen.uniform_(torch.empty(shape, **kw))
         g = torch.where(u < dev.stuck_on_rate, g0 + 1.0, g)
@@ -378,25 +432,27 @@ def _cells(
             (u >= dev.stuck_on_rate) & (u < dev.stuck_on_rate + dev.stuck_off_rate), g0, g
         )
     g = g.clamp_min_(0.0)
-    t = hw.drift_time_s
-    if t > 0 and (dev.drift_nu > 0 or dev.noise_1f_q > 0):
-        tt = t + dev.drift_t0_s
-        # 1/f noise magnitude depends on the programmed (pre-drift) conductance
-        g_rel = None
+    drift = _drifts(dev, hw)
+    if drift or dev.noise_1f_q > 0:
+        tt = hw.drift_time_s + dev.drift_t0_s
+        g_prog = g.clone() if drift else g
+        if drift:
+            nu_mean, nu_std = drift_nu_params(dev, target)
+            nu = gen.normal_(torch.empty(shape, **kw)).mul_(nu_std).add_(nu_mean).abs_()
+            # G·(tt/t0)^(−ν) = G·exp(−ν·ln(tt/t0))
+            g.mul_(nu.mul_(-math.log(tt / dev.drift_t0_s)).exp_())
         if dev.noise_1f_q > 0:
-            g_rel = (g * (dev.g_range_us / dev.g_max_us)).clamp_min_(1e-3)
-        if dev.drift_nu > 0:
-            nu = gen.normal_(torch.empty(shape, **kw), dev.drift_nu, dev.drift_nu_std)
-            # G·(tt/t0)^(−|ν|) = G·exp(−|ν|·ln(tt/t0))
-            g.mul_(nu.abs_().mul_(-math.log(tt / dev.drift_t0_s)).exp_())
-        if g_rel is not None:
+            # Q_s from the programmed (pre-drift) conductance relative to g_max (aihwkit)
+            g_rel = g_prog.abs() * (dev.g_range_us / dev.g_max_us)
             sig = math.sqrt(math.log((tt + dev.t_read_s) / (2 * dev.t_read_s)))
-            q_s = g_rel.pow_(-0.65).mul_(dev.noise_1f_q).clamp_(max=0.2).mul_(sig)
+            q_s = (dev.noise_1f_q / g_rel.pow_(0.65).clamp_min_(1e-3)).clamp_(max=0.2)
             noise = gen.normal_(torch.empty(shape, **kw))
-            g.addcmul_(g.abs().mul_(q_s), noise)
+            g.addcmul_(g.abs().mul_(q_s.mul_(sig)), noise)
         g = g.clamp_min_(0.0)
-        if dev.drift_nu > 0:  # global drift compensation by the expected factor
-            g.mul_((tt / dev.drift_t0_s) ** dev.drift_nu)
+        if drift:  # per-tile global drift compensation, measured on this instance
+            dims = tuple(range(1, g.dim()))
+            ratio = g_prog.abs().sum(dims, keepdim=True) / g.abs().sum(dims, keepdim=True)
+            g.mul_(torch.nan_to_num(ratio, nan=1.0, posinf=1.0))
     return g
 
 
@@ -405,22 +461,25 @@ def _combined_weights(
     dev: DeviceModel,
     hw: HardwareConfig,
     s: int,
-    seed: int,
+    key: tuple[int, ...],
     ideal: bool,
     workers: int,
     block_elems: int,
     min_blocks: int = 1,
+    first: int = 0,
+    path: str = "auto",
 ) -> torch.Tensor:
     """No ADC: shift-and-add over slices and tiles is linear, so fold it into one weight.
 
     Returns (S, K', N') (MRAM: (S, 2K', N') interleaved). In the linear Gaussian case
     Σ_k 2^(c·k)·(D_k + √2·σ·L·ε_k) = D + √2·σ·L·sqrt(Σ_k 4^(c·k))·ε (same distribution,
-    one draw per weight instead of per cell).
+    one draw per weight instead of per cell; the same units as :func:`_program`).
     """
-    args = (p, dev, hw, s, seed, ideal, 1.0, workers, block_elems)
+    args = (p, dev, hw, s, key, ideal, 1.0, workers, block_elems)
+    more = dict(min_blocks=min_blocks, first=first, path=path)
     if p.lm.binary_mram:
-        return _program(*args, min_blocks=min_blocks)
-    if not ideal and dev.analog and _linear_programming(dev, hw):
+        return _program(*args, **more)
+    if not ideal and dev.analog and _linear_programming(dev, hw) and dev.prog_sigma > 0:
         base = _combine(p.pos - p.neg, p.slice_w)
         sig = math.sqrt(2.0 * sum(c * c for c in p.slice_w)) * dev.prog_sigma * p.levels
         w = torch.empty((s, *base.shape), device=base.device, dtype=base.dtype)
@@ -428,18 +487,24 @@ def _combined_weights(
         def fill(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
             gen.normal_(dst, 0.0, sig).add_(base[rows])
 
-        _program_blocks(w, seed, workers, block_elems, min_blocks, fill)
+        _program_units(
+            w, key, first, _row_ranges(p.k_rows, p.rows_per_tile), path, workers,
+            block_elems, min_blocks, fill,
+        )  # fmt: skip
         return w
-    return _program(*args, combine=True, min_blocks=min_blocks)
+    return _program(*args, combine=True, **more)
 
 
 # ----------------------------------------------------------------------------------------
 class AnalogBackend:
     """Crossbar backend simulating ``instances`` programmed chips at once (layers.Backend).
 
-    Random streams: every call that draws noise (programming a layer, reading a layer)
-    takes one seed from the backend's generator, in call order, and splits it into one
-    noise stream per block (:func:`native_rng.block_stream`).
+    Random streams (module docstring): layer l (its position in ``prepared``) of global
+    instance i is programmed from ``unit_stream(seed, 1, l, i, tile)``; the c-th read of
+    layer l since :meth:`begin_batch` draws, for instance i and sample group g,
+    ``unit_stream(seed, 2, l, c, i, g)`` (one sub-stream per row tile). :meth:`program`
+    takes the global index of its first instance, :meth:`begin_batch` the global index of
+    the batch's first sample, so chunked runs draw exactly what one big run draws.
     """
 
     def __init__(
@@ -449,58 +514,83 @@ class AnalogBackend:
         hw: HardwareConfig,
         dev: DeviceModel,
         opts: SimOptions,
-        gen: torch.Generator | None,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
     ):
         self.prepared = prepared
         self.names = names
         self.hw = hw
         self.dev = dev
         self.opts = opts
-        self.gen = gen
+        self.seed = int(seed)
+        self.layer_index = {n: i for i, n in enumerate(prepared)}
+        #: resolved noise path ("native" or "torch"); raises if "native" cannot run here
+        self.noise_path = resolve_path(opts.rng)
+        #: path handed to the streams: "auto" keeps torch's generators for CUDA targets
+        self._stream_path = "auto" if opts.rng == "auto" else self.noise_path
         self.instances = 1
+        self.first = 0
+        self.sample_offset = 0
+        self.batch_samples: int | None = None
+        self._calls: dict[str, int] = {}
         #: per-tile ADCs exist (analog device, quantization on)
         self.adc_on = bool(opts.quantize and dev.analog)
         self.weights: dict[str, torch.Tensor] = {}
         self.combined: dict[str, torch.Tensor] = {}
         self.calibrating = False
         self.ideal = False
-        dev_type = gen.device.type if gen is not None else "cpu"
+        dev_type = torch.device(device).type
         #: worker threads for independent blocks (CPU); GPUs parallelise inside each op
         self.workers = torch.get_num_threads() if dev_type == "cpu" else 1
         #: partial sums per block: cache-sized on CPU, large enough to fill a GPU
         self.block_elems = int(opts.block_elems) * (1 if dev_type == "cpu" else 64)
 
-    def _next_seed(self) -> int:
-        g = self.gen
-        dev = g.device if g is not None else "cpu"
-        return int(torch.randint(0, 2**62, (1,), generator=g, device=dev))
-
-    def program(self, instances: int, ideal: bool = False) -> None:
-        """Draw ``instances`` fresh chips (static non-idealities), layer by layer in order."""
+    def program(self, instances: int, ideal: bool = False, first: int = 0) -> None:
+        """Draw chips ``first … first + instances − 1`` (static non-idealities)."""
         self.instances = instances
+        self.first = int(first)
         self.ideal = ideal
         self.weights, self.combined = {}, {}
         be, mb = self.block_elems, self.opts.min_blocks
+        more = dict(min_blocks=mb, first=self.first, path=self._stream_path)
         for n, p in self.prepared.items():
-            seed = 0 if ideal else self._next_seed()
+            key = (self.seed, _TAG_PROG, self.layer_index[n])
             if self.adc_on or self.calibrating:
                 unit = 1.0  # psums in level units: noise-free ones are exact integers
                 self.weights[n] = _program(
-                    p,
-                    self.dev,
-                    self.hw,
-                    instances,
-                    seed,
-                    ideal,
-                    unit,
-                    self.workers,
-                    be,
-                    min_blocks=mb,
+                    p, self.dev, self.hw, instances, key, ideal, unit, self.workers, be, **more
                 )
             else:
                 self.combined[n] = _combined_weights(
-                    p, self.dev, self.hw, instances, seed, ideal, self.workers, be, mb
+                    p, self.dev, self.hw, instances, key, ideal, self.workers, be, **more
                 )
+        self.begin_batch()
+
+    def begin_batch(self, sample_offset: int = 0, samples: int | None = None) -> None:
+        """The next forward reads samples ``sample_offset …`` (``samples`` per instance).
+
+        ``sample_offset`` must be a multiple of :data:`READ_GROUP`. Without ``samples``
+        every crossbar row of a call counts as one sample.
+        """
+        if sample_offset % READ_GROUP:
+            raise ValueError(
+                f"sample_offset={sample_offset} must be a multiple of READ_GROUP={READ_GROUP}"
+            )
+        self.sample_offset = int(sample_offset)
+        self.batch_samples = samples
+        self._calls = {}
+
+    def _read_key(self, name: str) -> tuple[int, ...]:
+        c = self._calls.get(name, 0)
+        self._calls[name] = c + 1
+        return (self.seed, _TAG_READ, self.layer_index[name], c)
+
+    def _read_streams(self, key: tuple[int, ...], s0: int, s1: int, group: int, device):
+        g = self.sample_offset // READ_GROUP + group
+        return [
+            unit_stream(*key, self.first + i, g, device=device, path=self._stream_path)
+            for i in range(s0, s1)
+        ]
 
     def _read_noise_on(self, p: _Prepared) -> bool:
         return bool(
@@ -561,8 +651,20 @@ class AnalogBackend:
         return kind, nbits, torch.tensor(w, dtype=self.opts.dtype)
 
     def _blocks(self, s: int, planes: int, m: int, width: int) -> tuple[int, int, list]:
-        sb, mb = block_shape(s, planes, m, width, self.block_elems, self.opts.min_blocks)
-        return sb, mb, [(s0, m0) for s0 in range(0, s, sb) for m0 in range(0, m, mb)]
+        """(instances per block, rows per sample group, [(s0, group)]): whole noise units.
+
+        A block holds some instances × one group of :data:`READ_GROUP` samples (all the
+        crossbar rows of those samples); instances are split further until there are
+        ``min_blocks`` blocks when possible.
+        """
+        n = self.batch_samples
+        per_sample = m // n if n and m % n == 0 else 1
+        g_rows = READ_GROUP * per_sample
+        n_groups = max(1, math.ceil(m / g_rows))
+        sb = max(1, min(s, self.block_elems // max(1, planes * g_rows * width)))
+        if math.ceil(s / sb) * n_groups < self.opts.min_blocks:
+            sb = max(1, s // math.ceil(self.opts.min_blocks / n_groups))
+        return sb, g_rows, [(s0, g) for s0 in range(0, s, sb) for g in range(n_groups)]
 
     # -- per-tile ADC path ----------------------------------------------------------------
     def _tiled(self, name: str, xs: torch.Tensor, p: _Prepared, y: torch.Tensor) -> None:
@@ -587,13 +689,14 @@ class AnalogBackend:
         read_std = (
             self.dev.read_sigma * math.sqrt(2.0) * p.levels if self._read_noise_on(p) else 0.0
         )
-        seed = self._next_seed() if read_std > 0 else 0
+        rkey = self._read_key(name)
         scale = p.adc_step * p.x_step * p.w_scale
         sw = [w * scale for w in p.slice_w]
         calib: dict[int, list[torch.Tensor]] = {}
 
         def job(j: int) -> None:
-            s0, m0 = blocks[j]
+            s0, grp = blocks[j]
+            m0 = grp * mb
             s1, m1 = min(s, s0 + sb), min(m, m0 + mb)
             codes = self._codes(xs[s0:s1, m0:m1], p)
             if direct:
@@ -604,7 +707,7 @@ class AnalogBackend:
             nz = xp.shape[0] * xp.shape[1] * c
             z = scratch("z", nz, xp)
             acc = scratch("acc", nz // n_pl, xp)
-            gen = block_stream(seed, j, xs.device)  # draws only when read_std > 0
+            gen = self._read_streams(rkey, s0, s1, grp, xs.device) if read_std > 0 else None
             cal: list[torch.Tensor] | None = [] if self.calibrating else None
             gs = [g[s0:s1, r0:r1] for r0, r1 in p.row_ranges]
             a = tile_reads(xp, gs, p.row_ranges, plane_w, read_std, gen, adc, z, acc, cal)
@@ -633,11 +736,12 @@ class AnalogBackend:
         if std == 0 and self._direct_ok(p):
             self._combined_direct(name, xs, p, y)
             return
-        seed = self._next_seed() if std > 0 else 0
+        rkey = self._read_key(name)
         scale = p.x_step * p.w_scale
 
         def job(j: int) -> None:
-            s0, m0 = blocks[j]
+            s0, grp = blocks[j]
+            m0 = grp * mb
             s1, m1 = min(s, s0 + sb), min(m, m0 + mb)
             codes = self._codes(xs[s0:s1, m0:m1], p)
             if mram_rows:
@@ -647,9 +751,11 @@ class AnalogBackend:
                 xin = codes
             z = scratch("z", (s1 - s0) * (m1 - m0) * p.n_cols, xin).view(s1 - s0, m1 - m0, -1)
             torch.bmm(xin, w[s0:s1], out=z)
-            if std > 0:  # per-output read noise N(0, (std·‖x‖)²), one sub-stream per block
-                row_std = torch.linalg.vector_norm(xin, dim=-1).mul_(std).reshape(-1)
-                block_stream(seed, j, xs.device).read_adc_(z.view(-1, p.n_cols), row_std, None)
+            if std > 0:  # per-output read noise N(0, (std·‖x‖)²), one stream per unit
+                row_std = torch.linalg.vector_norm(xin, dim=-1).mul_(std)
+                gens = self._read_streams(rkey, s0, s1, grp, xs.device)
+                for i, gen in enumerate(gens):
+                    gen.read_adc_(z[i], row_std[i], None)
             yb = y[s0:s1, m0:m1]
             torch.mul(z, scale, out=yb)
             if p.bias_digital is not None:
@@ -728,8 +834,6 @@ def build_backend(
         raise ValueError(
             f"mapping has no entry for crossbar layers {missing}; rebuild it with Mapping.from_model"
         )
-    gen = torch.Generator(device=tdev)
-    gen.manual_seed(int(seed))
     names = {id(m): n for n, m in layers.items()}
     calib = calib_x if calib_x is not None else mapping.calib_input
     adc_on = bool(opts.quantize and device_model.analog)
@@ -742,14 +846,14 @@ def build_backend(
     key = _prepared_key(model, mapping, hw, device_model, opts, calib if adc_on else None, tdev)
     if key is not None and key in _PREPARED:
         _PREPARED.move_to_end(key)
-        backend = AnalogBackend(_PREPARED[key], names, hw, device_model, opts, gen)
+        backend = AnalogBackend(_PREPARED[key], names, hw, device_model, opts, seed, tdev)
         backend.program(1, ideal=True)
         return backend
     prepared = {
         n: _prepare(layers[n], mapping.layers[n], hw, device_model, tdev, opts.dtype)
         for n in layers
     }
-    backend = AnalogBackend(prepared, names, hw, device_model, opts, gen)
+    backend = AnalogBackend(prepared, names, hw, device_model, opts, seed, tdev)
     if adc_on:
         _calibrate(model, backend, calib, hw, opts)
     if key is not None:
@@ -825,6 +929,7 @@ def _calibrate(
     backend.calibrating = True
     try:
         backend.program(1, ideal=True)
+        backend.begin_batch(0, len(calib))
         with torch.no_grad(), use_backend(model, backend), _main_thread_serial(backend):
             model(calib)
     finally:
@@ -949,17 +1054,22 @@ def run_instances(
 ) -> np.ndarray:
     """Correct-prediction counts per instance, chunked over instances and samples.
 
-    Each instance chunk is programmed once and then sees the whole test set.
+    Each instance chunk is programmed once and then sees the whole test set. Sample
+    chunks are cut at multiples of :data:`READ_GROUP` (a chunk of one group may exceed the
+    memory cap slightly), so every sample draws the reads one big run would.
     """
     s_chunk, b_chunk = chunk_sizes(mapping, hw, opts, len(x), instances)
+    if b_chunk < len(x):
+        b_chunk = max(READ_GROUP, b_chunk // READ_GROUP * READ_GROUP)
     correct = np.zeros(instances, dtype=np.float64)
     with torch.no_grad(), use_backend(model, backend), _main_thread_serial(backend):
         for s0 in range(0, instances, s_chunk):
             s = min(s_chunk, instances - s0)
-            backend.program(s)
+            backend.program(s, first=s0)
             for b0 in range(0, len(x), b_chunk):
                 xb = x[b0 : b0 + b_chunk]
                 yb = y[b0 : b0 + b_chunk]
+                backend.begin_batch(b0, len(xb))
                 xr = xb.unsqueeze(0).expand(s, *xb.shape).reshape(s * len(xb), *xb.shape[1:])
                 logits = model(xr).reshape(s, len(xb), -1)
                 correct[s0 : s0 + s] += (logits.argmax(-1) == yb).sum(1).double().cpu().numpy()
