@@ -42,6 +42,17 @@ def test_group_hs_prunes_rows_and_lowers_tiles_energy_area(evaluator):
     assert sparse["accuracy_ideal"] > dense["accuracy_ideal"] - 0.05  # small accuracy loss
 
 
+def test_group_hs_alone_lowers_tiles_energy_area(evaluator):
+    # no dnn.prune_threshold: DeepHoyer's default pruning rule + fine-tuning (issue 12)
+    dense = evaluator.evaluate({**BASE, "hw.weight_bits": 8, "dnn.group_hs": 0.0})
+    sparse = evaluator.evaluate({**BASE, "hw.weight_bits": 8, "dnn.group_hs": 1e-2})
+    assert sparse["sparsity_rows"] > 0.1 and sparse["sparsity_cols"] > 0.1, sparse
+    assert sparse["tiles"] < dense["tiles"]
+    assert sparse["energy_nj"] < 0.9 * dense["energy_nj"]
+    assert sparse["area_mm2"] < 0.9 * dense["area_mm2"]
+    assert sparse["accuracy_ideal"] > dense["accuracy_ideal"] - 0.05
+
+
 def test_bsq_lowers_bits_raises_compression_and_lowers_energy(evaluator):
     fixed = evaluator.evaluate({**BASE, "hw.weight_bits": 8, "dnn.bsq_alpha": 0.0})
     learned = evaluator.evaluate({**BASE, "dnn.bsq_alpha": 0.3})

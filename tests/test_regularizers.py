@@ -89,3 +89,28 @@ def test_hoyer_square_raises_elementwise_sparsity(digits):
     small_plain = float((wp.abs() < 1e-2 * wp.abs().max()).float().mean())
     assert small > small_plain + 0.1, (small, small_plain)
     assert base["sparsity"] == 0.0
+
+
+def test_deephoyer_rule_prunes_below_quarter_std():
+    # Yang et al.'s released rule: |w| < 0.25·std(W) of the layer -> 0 (prun_tune_V.py)
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 8, 8), 10, hidden=16)
+    pruner = Pruner.deephoyer(model, 0.25)
+    for (_, layer), (masked, m) in zip(crossbar_layers(model), pruner.masks, strict=True):
+        assert masked is layer
+        w = layer.weight.detach()
+        assert torch.equal(m.bool(), w.abs() >= 0.25 * w.std())
+    pruner.apply()
+    assert all(float(layer.weight.abs().min()) == 0.0 for _, layer in crossbar_layers(model))
+
+
+def test_group_hs_alone_prunes_rows_and_cols(digits):
+    """dnn.group_hs with no dnn.prune_threshold: DeepHoyer's rule prunes, fine-tuning keeps
+    the zeros and the accuracy; with the rule switched off nothing is pruned."""
+    out, model = _sparsity(digits, group_hs=1e-2)
+    assert out["sparsity_rows"] > 0.1 and out["sparsity_cols"] > 0.05, out
+    assert out["train_accuracy_clean"] > 0.85, out
+    off, _ = _sparsity(digits, group_hs=1e-2, hoyer_prune_sensitivity=0.0)
+    assert off["sparsity_rows"] == 0.0 and off["sparsity_cols"] == 0.0
+    none, _ = _sparsity(digits)  # no regularizer: no pruning at all
+    assert none["sparsity"] == 0.0

@@ -85,6 +85,12 @@ class TrainConfig:
     prune_threshold: float = 0.0
     #: fine-tuning epochs with the pruning mask fixed
     finetune_epochs: int = 2
+    #: DeepHoyer's default pruning rule, used when Group-HS / Hoyer-Square is on
+    #: (``group_hs`` or ``hoyer`` > 0) and no ``prune_threshold`` is given: zero every
+    #: weight with |w| < this × std(W) of its layer, then fine-tune with the zeros fixed
+    #: (regularizers.Pruner.deephoyer; 0.25 is the default ``--sensitivity`` of Yang et
+    #: al.'s released code, github.com/yanghr/DeepHoyer mnist/MLP/prun_tune_V.py); 0 = off
+    hoyer_prune_sensitivity: float = 0.25
     #: BSQ alpha (Yang et al., ICLR'21; seed 003); 0 = off
     bsq_alpha: float = 0.0
     #: BSQ starting precision (the paper starts from 8-bit)
@@ -128,7 +134,14 @@ class TrainConfig:
             raise TrainConfigError(f"bsq_lr={self.bsq_lr!r} must be > 0")
         if not (self.lr > 0):
             raise TrainConfigError(f"train.lr={self.lr!r} must be > 0")
-        for name in ("group_hs", "hoyer", "group_lasso", "bsq_alpha", "weight_decay"):
+        for name in (
+            "group_hs",
+            "hoyer",
+            "group_lasso",
+            "bsq_alpha",
+            "weight_decay",
+            "hoyer_prune_sensitivity",
+        ):
             if getattr(self, name) < 0:
                 raise TrainConfigError(f"{name}={getattr(self, name)!r} must be >= 0")
         if not (0 <= self.prune_threshold < 1):

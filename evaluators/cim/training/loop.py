@@ -5,7 +5,10 @@ installed during the forward pass (noise at the pre-activation, perturbed weight
 copies, per-sample chip instances) and (b) how many copies of the mini-batch are
 folded into the batch dimension (HA-SGD's L). Regularizers (Group-HS, Hoyer-Square,
 group Lasso), pruning with fine-tuning, and BSQ are additions to this same loop, so
-they combine with any method.
+they combine with any method. Pruning: ``prune_threshold`` > 0 prunes crossbar
+row/column groups by their norm; otherwise Group-HS / Hoyer-Square prune by
+DeepHoyer's own rule (``hoyer_prune_sensitivity``, :meth:`Pruner.deephoyer`), so a
+λ alone lowers tiles, energy and area.
 """
 
 from __future__ import annotations
@@ -58,6 +61,25 @@ def train_model(
         pruner = Pruner.from_model(model, config.prune_threshold)
         pruner.apply()
         last = _fit(model, x, y, config, method, config.finetune_epochs, gen, pruner=pruner) or last
+    elif (config.group_hs > 0 or config.hoyer > 0) and config.hoyer_prune_sensitivity > 0:
+        # DeepHoyer's own pipeline (Yang et al. ICLR'20): regularized training, threshold
+        # pruning, then fine-tuning on the data loss alone with the zeros fixed
+        pruner = Pruner.deephoyer(model, config.hoyer_prune_sensitivity)
+        pruner.apply()
+        last = (
+            _fit(
+                model,
+                x,
+                y,
+                config,
+                method,
+                config.finetune_epochs,
+                gen,
+                pruner=pruner,
+                regularize=False,
+            )
+            or last
+        )
     bits: dict[str, float] = {"avg_weight_bits": 32.0, "compression": 1.0}
     if config.bsq_alpha > 0:
         bsq = BSQ(model, config.bsq_init_bits, pruner)
@@ -116,6 +138,7 @@ def _fit(
     pruner: Pruner | None = None,
     bsq: BSQ | None = None,
     bsq_alpha: float = 0.0,
+    regularize: bool = True,
 ) -> tuple[float, float] | None:
     """Run ``epochs`` epochs; return (mean loss, accuracy) of the last one (None if none)."""
     if epochs <= 0:
@@ -149,7 +172,7 @@ def _fit(
             idx = order[i : i + config.batch_size]
             xb, yb = x[idx].to(dev), y[idx].to(dev)
             loss, logits = step_loss(model, method, xb, yb)
-            total = loss + regularization(model, config)
+            total = loss + regularization(model, config) if regularize else loss
             if bsq is not None and bsq_alpha > 0:
                 total = total + bsq_alpha * bsq.penalty()
             opt.zero_grad(set_to_none=True)

@@ -15,7 +15,7 @@ and energy; elementwise zeros do not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -82,6 +82,36 @@ class Pruner:
     """
 
     masks: list[tuple[CrossbarMixin, torch.Tensor]]
+    #: bias masks: a column whose weights are all pruned loses its bias too, so the
+    #: output is gone from the crossbar (the Mapping keeps a column with a bias)
+    bias_masks: list[tuple[CrossbarMixin, torch.Tensor]] = field(default_factory=list)
+
+    @classmethod
+    def deephoyer(cls, model: nn.Module, sensitivity: float = 0.25) -> Pruner:
+        """DeepHoyer's pruning rule (Yang, Wen, Li, ICLR'20): |w| < sensitivity·std(W).
+
+        The paper's pipeline is "training with sparsity-inducing regularizer, pruning and
+        finetuning" (§4.3, github.com/yanghr/DeepHoyer cifar/README.md); its released
+        code prunes element-wise by a threshold on |w| — a fixed value for the CIFAR-10
+        Group-HS models (cifar_prun_tune.py), ``sensitivity``·std of each layer's weight
+        for MNIST (mnist/MLP/prun_tune_V.py, default sensitivity 0.25) — and fine-tunes
+        with "all zero elements fixed". The layer-relative rule needs no per-model
+        value, so it is the default here. Group-HS drives whole crossbar rows/columns
+        below the threshold, and the Mapping drops every all-zero row and column.
+        """
+        masks, bias_masks = [], []
+        with torch.no_grad():
+            for _, layer in crossbar_layers(model):
+                if layer.binary:
+                    continue
+                weight = layer.weight  # type: ignore[attr-defined]
+                keep = weight.abs() >= sensitivity * weight.std()
+                masks.append((layer, keep.to(weight.dtype)))
+                bias = getattr(layer, "bias", None)
+                if bias is not None:
+                    alive = keep.reshape(keep.shape[0], -1).any(1)  # output column n
+                    bias_masks.append((layer, alive.to(bias.dtype)))
+        return cls(masks, bias_masks)
 
     @classmethod
     def from_model(cls, model: nn.Module, threshold: float) -> Pruner:
@@ -103,13 +133,16 @@ class Pruner:
     def apply(self) -> None:
         for layer, m in self.masks:
             layer.weight.mul_(m)  # type: ignore[attr-defined]
+        for layer, m in self.bias_masks:
+            layer.bias.mul_(m)  # type: ignore[attr-defined]
 
     @torch.no_grad()
     def mask_grads(self) -> None:
-        for layer, m in self.masks:
-            g = layer.weight.grad  # type: ignore[attr-defined]
-            if g is not None:
-                g.mul_(m)
+        for name, masks in (("weight", self.masks), ("bias", self.bias_masks)):
+            for layer, m in masks:
+                g = getattr(layer, name).grad
+                if g is not None:
+                    g.mul_(m)
 
 
 @torch.no_grad()
