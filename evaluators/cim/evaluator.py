@@ -320,6 +320,13 @@ class CimEvaluator(Evaluator):
         config = TrainConfig.from_design(design, defaults)
         if self.epochs is not None:
             config.epochs = self.epochs
+        if (
+            config.hw is not None
+            and config.method in ("hwa", "ha_sgd")
+            and (config.method == "hwa" or config.adc_bits is not None)
+        ):
+            # chips drawn while training come from the study's noise path too
+            config.hw = {**config.hw, "rng": self.noise_rng}
         return config
 
     def _reads_device(self, design: Design, config) -> bool:
@@ -330,8 +337,8 @@ class CimEvaluator(Evaluator):
         """
         if config.method == "ideal":
             return False
-        if config.sigma is None:
-            return True
+        if config.sigma is None or config.method == "hwa":
+            return True  # hwa always trains on the design's device (chip_forward.py)
         binary = design.get("dnn.model", "mlp") in ("bnn_mlp", "bnn_cnn")
         return binary and config.method in _SDDHR
 

@@ -18,6 +18,7 @@ METHODS: tuple[str, ...] = (
     "ideal",  # plain training
     "preact_noise",  # seed 002 (Sandia): Gaussian noise at the pre-activation
     "ha_sgd",  # seed 001: Hessian-aware SGD, gradient averaged over L weight perturbations
+    "hwa",  # hardware-aware training (aihwkit): forward on a fresh simulated chip, STE back
     "ddhr",  # seed 000: a fresh chip instance z_i per training sample
     "ps_ddhr",  # seed 000: parametric S-DDHR, analytic per-layer output distribution
     "as_ddhr",  # seed 000: approximate S-DDHR, one distribution for all layers
@@ -74,6 +75,11 @@ class TrainConfig:
     mean_shift: float = 0.0
     #: HA-SGD low-resolution ADC on each layer's output in the forward pass (None: off)
     adc_bits: int | None = None
+    #: the hw.* values a method reads while training (chip_forward.CHIP_KEYS for hwa and
+    #: HA-SGD with the chip's ADC, SIGMA_KEYS for the deployed σ of preact_noise / ha_sgd),
+    #: resolved with the hardware defaults; None for methods that read none. Part of the
+    #: training key, so trainings against different chips never share a cache entry.
+    hw: dict[str, Any] | None = None
     #: Group-HS lambda (Yang et al., ICLR'20; seed 003); groups = crossbar rows and columns
     group_hs: float = 0.0
     #: elementwise Hoyer-Square lambda (same source)
@@ -188,10 +194,33 @@ class TrainConfig:
                 base[fld] = None  # explicit None: derive from the device
         if base["method"] == "ha_sgd" and design.get("hw.adc_bits") is not None:
             base["adc_bits"] = int(design["hw.adc_bits"])
+        base["hw"] = _hw_read(base, design)
         for fld in ("epochs", "samples", "seed"):
             if base[fld] is not None and not isinstance(base[fld], bool):
                 base[fld] = int(base[fld])
         return cls(**base)
+
+
+def _hw_read(base: dict[str, Any], design: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The resolved hw.* values the method reads while training (see ``TrainConfig.hw``)."""
+    from .chip_forward import CHIP_KEYS, SIGMA_KEYS
+
+    m = base["method"]
+    if m == "hwa" or (m == "ha_sgd" and base["adc_bits"] is not None):
+        keys = CHIP_KEYS
+    elif m in ("preact_noise", "ha_sgd") and base["sigma"] is None:
+        if m == "preact_noise" and base["preact_sigma_neu"] is not None:
+            return None
+        keys = SIGMA_KEYS
+    else:
+        return base.get("hw")
+    from ..mapping import HardwareConfig
+
+    try:
+        hw = HardwareConfig.from_design({k: v for k, v in design.items() if k.startswith("hw.")})
+    except ValueError as exc:
+        raise TrainConfigError(str(exc)) from None
+    return {k: getattr(hw, k) for k in keys}
 
 
 def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:

@@ -57,6 +57,34 @@ def device_sigma(config: TrainConfig, device_model: Any | None) -> float:
     return float(device_model.weight_sigma())
 
 
+def chip_sigma(config: TrainConfig, device_model: Any | None) -> float:
+    """σ_syn of preact_noise / ha_sgd: ``train.sigma``, else the *deployed* weight σ.
+
+    With the hardware the design deploys on (``config.hw``, filled by
+    ``TrainConfig.from_design``) the σ is the one the chip's Mapping gives a weight
+    (slices, differential pairs: :func:`chip_forward.deployed_weight_sigma`); without it
+    (direct API use) the device's per-cell ``weight_sigma()`` as before.
+    """
+    if config.sigma is not None or config.hw is None or device_model is None:
+        return device_sigma(config, device_model)
+    from .chip_forward import deployed_weight_sigma, hardware
+
+    return deployed_weight_sigma(device_model, hardware(config.hw))
+
+
+def _chip(config: TrainConfig, model: nn.Module, device_model: Any | None, copies: int):
+    """A :class:`chip_forward.ChipForward` on the design's hardware (``config.hw``)."""
+    from .chip_forward import ChipForward, chip_device, hardware
+
+    hw = hardware(config.hw)
+    if config.adc_bits is not None:
+        hw.adc_bits = int(config.adc_bits)
+    dev = chip_device(config, device_model, hw)
+    mean_shift = config.mean_shift if config.method == "ha_sgd" else 0.0
+    rng = (config.hw or {}).get("rng", "auto")
+    return ChipForward(model, hw, dev, config.seed, copies, mean_shift, rng)
+
+
 def build_method(
     config: TrainConfig,
     model: nn.Module,
@@ -68,6 +96,9 @@ def build_method(
     m = config.method
     if m == "ideal":
         return TrainingMethod("ideal")
+    if m == "hwa":
+        # hardware-aware training (aihwkit's sense): one fresh chip per mini-batch
+        return TrainingMethod(m, lambda: _chip(config, model, device_model, 1))
     binary = any(layer.binary for _, layer in crossbar_layers(model))
     on_mram = bool(getattr(device_model, "binary", False))
     if binary and on_mram and m in ("ddhr", "ps_ddhr", "as_ddhr", "fixed"):
@@ -79,11 +110,15 @@ def build_method(
             return TrainingMethod(
                 m, lambda: PreactNoise(sigma_neu=config.preact_sigma_neu, generator=generator)
             )
-        sigma = device_sigma(config, device_model)
+        sigma = chip_sigma(config, device_model)
         return TrainingMethod(m, lambda: PreactNoise(sigma_syn=sigma, generator=generator))
     if m == "ha_sgd":
-        sigma = device_sigma(config, device_model)
         L = config.samples
+        if config.adc_bits is not None and config.hw is not None:
+            # the chip's ADC in the loop: the L perturbed copies are L simulated chips
+            # (device noise through the Mapping, per-tile ADC, input quantization)
+            return TrainingMethod(m, lambda: _chip(config, model, device_model, L), copies=L)
+        sigma = chip_sigma(config, device_model)
 
         def make_ha() -> WeightNoise:
             return WeightNoise(
