@@ -116,7 +116,7 @@ def cim_cache(tmp_path_factory):
 def test_registered_and_options_checked(tmp_path):
     ev = create_evaluator("cim", cache_dir=str(tmp_path), **OPTIONS)
     assert isinstance(ev, CimEvaluator) and ev.name == "cim"
-    assert {"accuracy_mean", "energy_nj", "energy.adc_nj", "area.array_mm2"} <= set(
+    assert {"accuracy_mean", "energy_nj", "energy.adc_nj", "area.cells_mm2", "energy.interconnect_nj", "latency.adc_us"} <= set(
         ev.metric_names()
     )
     with pytest.raises(

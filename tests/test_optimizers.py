@@ -233,7 +233,7 @@ def test_grid_is_exhaustive_and_resumes_without_repeats() -> None:
     shuffled = create_optimizer("grid", MIXED, objectives, [], 0, {"levels": 3, "shuffle": True})
     assert shuffled.ask(10) != first
     with pytest.raises(OptimizerError, match="shuffle needs the whole grid"):
-        from search_spaces.presets import cim_space
+        from evaluators.cim.space import cim_space
 
         create_optimizer("grid", cim_space(), objectives, [], 0, {"shuffle": True})
 

@@ -14,7 +14,7 @@ from pymoo.core.variable import Choice, Integer
 from pymoo.core.variable import Real as PReal
 
 from search_spaces import Categorical, Fixed, Int, Real, SearchSpace
-from search_spaces.presets import cim_space
+from evaluators.cim.space import cim_space
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -37,7 +37,9 @@ from evaluators.base import (
     stable_hash,
 )
 from evaluators.cim.corruptions import CORRUPTIONS, corrupt
+from evaluators.cim.cost.estimate import AREA_TERMS, ENERGY_TERMS, LATENCY_TERMS
 from evaluators.cim.data import DATASETS, Dataset, default_cache_dir, load_dataset
+from evaluators.cim.hw.config import hw_key_names
 from evaluators.cim.layers import crossbar_layers
 from evaluators.cim.model_cache import ModelCache, TrainedModel
 from evaluators.cim.models import MODELS, build_model
@@ -62,20 +64,8 @@ TRAIN_KEYS = (
     "train.lr",
     "train.seed",
 )
-HW_KEYS = (
-    "hw.device",
-    "hw.variation_scale",
-    "hw.adc_bits",
-    "hw.array_size",
-    "hw.act_bits",
-    "hw.weight_bits",
-    "hw.cell_bits",
-    "hw.cols_per_adc",
-    "hw.input_mode",
-    "hw.drift_time_s",
-    "hw.tech_nm",
-    "hw.freq_mhz",
-)
+#: the hw keys come from the one hardware description (evaluators/cim/hw/config.py)
+HW_KEYS = hw_key_names()
 KNOWN_KEYS = DNN_KEYS + TRAIN_KEYS + HW_KEYS
 #: models whose width follows ``dnn.hidden``
 _HIDDEN_MODELS = ("mlp", "rnn", "bnn_mlp", "bnn_cnn")
@@ -100,9 +90,6 @@ BASE_METRICS = (
     "compression",
     "train_time_s",
 )
-#: breakdown parts of ``cost.estimate_cost`` (energy.<part>_nj, area.<part>_mm2);
-#: the evaluator test checks that evaluate() returns exactly these names
-COST_PARTS = ("array", "adc", "dac", "shift_add", "activation", "buffer")
 
 
 @functools.lru_cache(maxsize=4)
@@ -225,12 +212,14 @@ class CimEvaluator(Evaluator):
     def metric_names(self) -> list[str]:
         return (
             list(BASE_METRICS)
-            + [f"energy.{p}_nj" for p in COST_PARTS]
-            + [f"area.{p}_mm2" for p in COST_PARTS]
+            + ["latency.pipelined_us"]
+            + [f"energy.{p}_nj" for p in ENERGY_TERMS]
+            + [f"area.{p}_mm2" for p in AREA_TERMS]
+            + [f"latency.{p}_us" for p in LATENCY_TERMS]
         )
 
     def default_space(self):
-        from search_spaces.presets import cim_space
+        from evaluators.cim.space import cim_space
 
         return cim_space()
 

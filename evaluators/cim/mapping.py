@@ -26,97 +26,18 @@ Sign encoding (decided here, documented for both consumers):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from .devices import DEVICE_NAMES, DeviceModel, get_device
+from .devices import DeviceModel
+from .hw.config import HardwareConfig
+from .hw.periphery import INPUT_MODES
 from .layers import CrossbarMixin, crossbar_layers
 
-INPUT_MODES = ("bit_serial", "dac")
-
-
-@dataclass
-class HardwareConfig:
-    """The ``hw.*`` keys of a design (docs/architecture.md), validated."""
-
-    device: str = "reram"
-    array_size: int = 128
-    adc_bits: int = 8
-    act_bits: int = 8
-    weight_bits: int = 8
-    cell_bits: int = 2
-    cols_per_adc: int = 8
-    input_mode: str = "bit_serial"
-    variation_scale: float = 1.0
-    drift_time_s: float = 0.0
-    tech_nm: float = 32.0
-    freq_mhz: float = 100.0
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        def bad(key: str, value: Any, allowed: str) -> ValueError:
-            return ValueError(f"hw.{key} = {value!r} is invalid; allowed: {allowed}")
-
-        if self.device not in DEVICE_NAMES:
-            raise bad("device", self.device, ", ".join(DEVICE_NAMES))
-        ints = {
-            "array_size": (8, 4096),
-            "adc_bits": (1, 16),
-            "act_bits": (1, 16),
-            "weight_bits": (1, 16),
-            "cell_bits": (1, 8),
-            "cols_per_adc": (1, 4096),
-        }
-        for key, (lo, hi) in ints.items():
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int | float) or int(v) != v:
-                raise bad(key, v, f"an integer in [{lo}, {hi}]")
-            v = int(v)
-            if not lo <= v <= hi:
-                raise bad(key, v, f"an integer in [{lo}, {hi}]")
-            setattr(self, key, v)
-        if self.input_mode not in INPUT_MODES:
-            raise bad("input_mode", self.input_mode, ", ".join(INPUT_MODES))
-        for key, lo in (("variation_scale", 0.0), ("drift_time_s", 0.0)):
-            v = getattr(self, key)
-            if not isinstance(v, int | float) or not math.isfinite(v) or v < lo:
-                raise bad(key, v, f"a finite number >= {lo}")
-            setattr(self, key, float(v))
-        for key in ("tech_nm", "freq_mhz"):
-            v = getattr(self, key)
-            if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
-                raise bad(key, v, "a finite number > 0")
-            setattr(self, key, float(v))
-
-    @classmethod
-    def from_design(cls, design: dict[str, Any]) -> HardwareConfig:
-        """Read the ``hw.*`` keys of a design; absent keys take the defaults above."""
-        names = {f.name for f in fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for key, value in design.items():
-            if not key.startswith("hw."):
-                continue
-            name = key[3:]
-            if name not in names:
-                raise ValueError(
-                    f"unknown hardware key {key!r}; allowed: "
-                    + ", ".join(f"hw.{n}" for n in sorted(names))
-                )
-            if value is None:
-                continue
-            kwargs[name] = value
-        return cls(**kwargs)
-
-    def device_model(self) -> DeviceModel:
-        return get_device(self.device, self.variation_scale)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["HardwareConfig", "INPUT_MODES", "LayerMapping", "Mapping"]
 
 
 @dataclass
@@ -153,6 +74,12 @@ class LayerMapping:
     #: mean programmed conductance as a fraction of the range (for read energy)
     mean_g_fraction: float
     array_size: int
+    #: measured on the calibration inputs (:func:`input_statistics`): fraction of driven
+    #: rows per input read cycle's bit plane (LSB first; DAC mode: mean (x/x_fs)²)
+    input_bit_activity: tuple[float, ...] = ()
+    #: activity-weighted mean programmed level of the cells on driven rows (0 = g_min,
+    #: 1 = g_max): sets the column current the ADC sees; < 0 = not measured
+    read_g_fraction: float = -1.0
     extra: dict[str, float] = field(default_factory=dict)
     #: weight units per integer code when the layer was trained on a fixed integer grid
     #: (BSQ): the chip programs exactly those codes. None: max-abs scale (see
@@ -326,13 +253,23 @@ def _trace(
         def hook(_mod, args):
             x = args[0].detach()
             st = stats.setdefault(
-                name, {"invocations": 0, "vectors": 0, "vals": [], "signed": False, "pm1": True}
+                name,
+                {
+                    "invocations": 0,
+                    "vectors": 0,
+                    "vals": [],
+                    "rows": [],
+                    "signed": False,
+                    "pm1": True,
+                },
             )
             if per_sample:
                 rows, _ = layer.to_rows(x)
                 st["invocations"] += 1
                 st["vectors"] += rows.shape[0]
             else:
+                rows, _ = layer.to_rows(x)
+                st["rows"].append(rows.abs().float())
                 st["vals"].append(x.abs().flatten().float())
                 st["signed"] = st["signed"] or bool((x < 0).any())
                 st["pm1"] = st["pm1"] and bool(((x == 1) | (x == -1)).all())
@@ -367,6 +304,8 @@ def _trace(
             )
             rng = float(torch.quantile(v, percentile / 100.0))
         st["range"] = rng if rng > 0 else 1.0
+        rows = st.pop("rows")
+        st["rows"] = torch.cat(rows) if rows else None
     return stats
 
 
@@ -411,6 +350,15 @@ def _map_layer(
     wk = w[row_idx][:, col_idx]
     step = code_step(wk, mag_bits) if (layer.weight_bits is not None and not binary) else None
     mean_g = _mean_conductance_fraction(wk, mag_bits, cell_bits, slices, binary, step)
+    activity, read_g = input_statistics(
+        st.get("rows"),
+        row_idx,
+        x_fs,
+        hw,
+        signed=bool(st["signed"]),
+        pm1=binary_mram and bool(st["pm1"]),
+        row_g=_row_level_fraction(wk, mag_bits, cell_bits, slices, binary, step),
+    )
     return LayerMapping(
         name=name,
         k=k,
@@ -433,7 +381,75 @@ def _map_layer(
         mean_g_fraction=mean_g,
         array_size=hw.array_size,
         code_step=step,
+        input_bit_activity=activity,
+        read_g_fraction=read_g,
     )
+
+
+def input_statistics(
+    rows: torch.Tensor | None,
+    row_idx: torch.Tensor,
+    x_fs: float,
+    hw: HardwareConfig,
+    *,
+    signed: bool,
+    pm1: bool,
+    row_g: torch.Tensor,
+) -> tuple[tuple[float, ...], float]:
+    """Bit activity per input read cycle and the conductance those reads see.
+
+    ``rows`` are |inputs| of the calibration batch, one unrolled vector per row (K
+    columns); they are quantized as the chip does (``hw.act_bits`` codes on [0, x_fs]) and
+    split into bit planes. Returns (fraction of kept rows driven in each bit plane, LSB
+    first — or mean (x/x_fs)² in DAC mode — and the activity-weighted mean level of the
+    cells on driven rows). Why measured: ReLU activations are sparse and small, so real
+    bit planes have 0.1–0.3 activity, not the 0.5 a uniform-bit assumption gives, and the
+    column current (hence cell and ADC energy) follows the cells actually driven.
+    """
+    if rows is None or rows.numel() == 0 or row_idx.numel() == 0:
+        return (), -1.0
+    x = rows.index_select(1, row_idx.to(rows.device)).float()
+    if pm1:  # ±1 inputs: every input drives exactly one of WL / WL̄
+        act_rows = torch.ones(x.shape[1])
+        return (1.0,), _weighted(act_rows, row_g)
+    a = hw.act_bits
+    bits = a - 1 if signed and a > 1 else a
+    levels = 2**bits - 1
+    codes = torch.clamp(torch.round(x / x_fs * levels), 0, levels).long()
+    if hw.input_mode == "dac":
+        amp2 = (codes.float() / levels) ** 2
+        return (float(amp2.mean()),), _weighted(amp2.mean(dim=0), row_g)
+    planes = [((codes >> j) & 1).float() for j in range(bits)]
+    activity = tuple(float(p.mean()) for p in planes)
+    act_rows = torch.stack([p.mean(dim=0) for p in planes]).mean(dim=0)
+    return activity, _weighted(act_rows, row_g)
+
+
+def _weighted(act_rows: torch.Tensor, row_g: torch.Tensor) -> float:
+    total = float(act_rows.sum())
+    if total <= 0:
+        return float(row_g.mean()) if row_g.numel() else 0.0
+    return float((act_rows * row_g[: act_rows.numel()]).sum()) / total
+
+
+def _row_level_fraction(
+    w: torch.Tensor, mag_bits: int, cell_bits: int, slices: int, binary: bool, step: float | None
+) -> torch.Tensor:
+    """Mean programmed level (0..1) of the cells of each kept row, pairs included."""
+    if w.numel() == 0:
+        return torch.zeros(w.shape[0])
+    if binary:
+        return torch.full((w.shape[0],), 0.5)
+    q_max = 2**mag_bits - 1
+    w_max = float(w.abs().max()) if step is None else step * q_max
+    if w_max == 0:
+        return torch.zeros(w.shape[0])
+    m = torch.round(w.abs() / w_max * q_max).long()
+    levels = 2**cell_bits - 1
+    total = torch.zeros(w.shape[0])
+    for s in range(slices):
+        total += ((m >> (cell_bits * s)) & levels).float().mean(dim=1) / levels
+    return total / (2 * slices)  # the other cell of each pair sits at g_min
 
 
 def layer_precision(layer: CrossbarMixin, hw: HardwareConfig) -> tuple[int, int]:

@@ -1,0 +1,141 @@
+"""Action counts per layer and inference, from the Mapping and measured input statistics.
+
+Accelergy/Timeloop split: this module counts *what happens* on the chip for one
+inference (cell reads, word-line pulses, ADC conversions, adds, buffer and wire traffic);
+``components.py`` says what each action costs; ``estimate.py`` multiplies. Nothing here
+knows a price, so a new component model never changes a count and vice versa.
+
+Counting rules (each the chip the simulator evaluates, ``simulator.py``):
+
+* a *read cycle* is one input bit plane (bit-serial: act_bits cycles, twice for signed
+  inputs) or one DAC vector; every tile of a layer is read in every cycle;
+* the cells read in a cycle are those on driven rows (input bit = 1): their number and
+  mean conductance come from the calibration inputs (``LayerMapping.input_bit_activity``,
+  ``read_g_fraction``), not from an assumed 0.5 activity;
+* one ADC conversion per (row tile, column pair — or single column in offset encoding —,
+  slice, read cycle); the ADC serves ``cols_per_adc`` columns one after the other (column
+  mux steps), each conversion followed by one shift-and-add;
+* partial sums of the row tiles of a layer meet in an adder tree (row_tiles − 1 adds per
+  output column and vector);
+* each vector's inputs are read from the buffer and sent to every column tile of the
+  layer, its outputs written back (bits of ``hw.act_bits``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..hw.config import HardwareConfig
+from ..mapping import LayerMapping, Mapping
+
+#: bit activity assumed when a layer was mapped without calibration inputs
+UNMEASURED_ACTIVITY = 0.5
+
+
+@dataclass(frozen=True)
+class LayerCounts:
+    """What one layer does per inference (see module docstring)."""
+
+    name: str
+    vectors: int
+    #: read cycles per vector (bit planes or 1 for DAC)
+    read_cycles: int
+    row_tiles: int
+    col_tiles: int
+    #: physical rows and columns the layer occupies
+    rows: int
+    cols: int
+    #: Σ over read cycles of the cells on driven rows (cell·reads)
+    cell_reads: float
+    #: Σ over read cycles of the conductance on driven rows, in µS·reads
+    read_g_us: float
+    #: ADC conversions (one per column pair and slice per row tile and cycle)
+    conversions: float
+    #: column-mux steps per read cycle of one array (conversions one ADC does in a row)
+    mux_steps: int
+    #: array activations (array · read cycle)
+    array_reads: float
+    #: word-line pulses: driven rows × column tiles (each tile has its own drivers)
+    wl_pulses: float
+    #: multi-level DAC conversions (DAC mode), one per driven row and column tile
+    dac_conversions: float
+    shift_adds: float
+    #: adds in the adder tree that joins row tiles, and their width in bits
+    tree_adds: float
+    tree_add_bits: int
+    #: outputs through the activation unit
+    activations: float
+    buffer_read_bits: float
+    buffer_write_bits: float
+    #: bits sent over the interconnect (inputs to each column tile, outputs back)
+    wire_bits: float
+    macs: float
+    analog: bool
+
+
+def layer_counts(
+    lm: LayerMapping, hw: HardwareConfig, g_min_us: float, g_range_us: float
+) -> LayerCounts:
+    """Counts of one mapped layer; ``g_*`` are the cell conductance limits (µS)."""
+    v = lm.vectors_per_inference
+    cycles = lm.input_cycles(hw)
+    rows, cols = lm.rows_physical, lm.cols_physical
+    activity = lm.input_bit_activity or (UNMEASURED_ACTIVITY,) * max(1, _planes(lm, hw))
+    # Σ over cycles of the driven fraction: each plane's activity once per sign cycle pair
+    # (a signed input drives its row in the positive or the negative cycle, not both)
+    driven = sum(activity) if hw.input_mode == "bit_serial" or len(activity) > 1 else activity[0]
+    if lm.binary_mram and lm.pm1_input:
+        driven = 0.5  # one of the two rows (WL or WL̄) per input
+    g_frac = lm.read_g_fraction if lm.read_g_fraction >= 0 else lm.mean_g_fraction
+    g_cell = g_min_us + g_frac * g_range_us
+    cell_reads = v * driven * rows * cols
+    conversions = v * lm.adc_conversions_per_vector(hw)
+    mux_steps = min(hw.cols_per_adc, max(1, math.ceil(cols / max(lm.col_tiles, 1))))
+    tree_bits = (
+        hw.adc_bits
+        + lm.weight_bits
+        + hw.act_bits
+        + max(0, math.ceil(math.log2(max(lm.row_tiles, 1))))
+    )
+    dac = hw.input_mode == "dac" and not (lm.binary_mram and lm.pm1_input)
+    in_bits = lm.rows_logical * hw.act_bits
+    out_bits = lm.cols_logical * hw.act_bits
+    return LayerCounts(
+        name=lm.name,
+        vectors=v,
+        read_cycles=cycles,
+        row_tiles=lm.row_tiles,
+        col_tiles=lm.col_tiles,
+        rows=rows,
+        cols=cols,
+        cell_reads=cell_reads,
+        read_g_us=cell_reads * g_cell,
+        conversions=conversions,
+        mux_steps=mux_steps,
+        array_reads=v * cycles * lm.tiles,
+        wl_pulses=v * driven * rows * lm.col_tiles,
+        dac_conversions=v * rows * lm.col_tiles if dac else 0.0,
+        shift_adds=conversions,
+        tree_adds=v * max(lm.row_tiles - 1, 0) * lm.cols_logical,
+        tree_add_bits=tree_bits,
+        activations=v * lm.cols_logical,
+        buffer_read_bits=v * in_bits,
+        buffer_write_bits=v * out_bits,
+        wire_bits=v * (in_bits * lm.col_tiles + out_bits * lm.row_tiles),
+        macs=v * lm.macs_per_vector,
+        analog=True,
+    )
+
+
+def _planes(lm: LayerMapping, hw: HardwareConfig) -> int:
+    if hw.input_mode == "dac":
+        return 1
+    return hw.act_bits - 1 if lm.signed_input and hw.act_bits > 1 else hw.act_bits
+
+
+def mapping_counts(
+    mapping: Mapping, hw: HardwareConfig, g_min_us: float, g_range_us: float
+) -> list[LayerCounts]:
+    """Counts of every layer of ``mapping`` in network order."""
+    return [layer_counts(lm, hw, g_min_us, g_range_us) for lm in mapping.layers.values()]

@@ -1,0 +1,345 @@
+"""Counts × prices: energy, area and latency of one inference, with a breakdown per term.
+
+Composition follows DNN+NeuroSim V1.4's chip (the reference the tests hold us to): arrays
+with their column periphery (ADCs shared by ``cols_per_adc`` columns, shift-adders) and
+row drivers form *subarrays*; ``pe_arrays²`` subarrays with an adder tree and buffers form
+a PE; 2×2 PEs with buffers and an H-tree form a tile; tiles sit in a grid on the chip with
+a global buffer and bus. Every layer gets whole tiles of its own; what a layer leaves
+empty is reported as ``area.unused_mm2``.
+
+Latency: NeuroSim's synchronous clock is beta·(decoder + ADC conversion); each input bit
+plane reads every array of a layer once, the ADC serving its columns one after another
+(``cols_per_adc`` clock cycles); buffers and wires add their own time. Layer-by-layer
+latency (``latency_us``) is the sum over layers; ``latency.pipelined_us`` is the slowest
+layer, the time per image of a pipelined chip.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from ..devices import DeviceModel
+from ..hw.config import HardwareConfig
+from ..mapping import LayerMapping, Mapping
+from . import components as C
+from .counts import LayerCounts, layer_counts
+
+#: energy terms (``energy.<term>_nj``); NeuroSim counterparts in docs/concepts.md
+ENERGY_TERMS = (
+    "cells", "adc", "wordline", "mux", "dac", "shift_add", "adder_tree",
+    "activation", "buffer", "interconnect", "leakage",
+)  # fmt: skip
+AREA_TERMS = (
+    "cells", "adc", "drivers", "shift_add", "adder_tree", "activation", "buffer",
+    "interconnect", "unused",
+)  # fmt: skip
+LATENCY_TERMS = ("adc", "array", "accumulation", "buffer", "interconnect")
+
+#: 1T1R cell aspect (NeuroSim Param.cpp: 4 F high × 12 F wide = 48 F²); cells of other
+#: devices keep the 1:3 aspect at their own area
+CELL_ASPECT_H_OVER_W = 4.0 / 12.0
+#: psum bits beyond ADC + weight + input + log2(rows) that partial sums carry
+#: (NeuroSim's accumulator widths; fitted to its buffer traffic)
+PSUM_EXTRA_BITS = 2
+#: interconnect energy per bit and mm of H-tree / bus (fJ) at the recorded nodes: NeuroSim
+#: HTree.cpp / Bus.cpp / XYBus.cpp, repeated wires at V_dd with the input toggle rate,
+#: fitted to the recorded interconnect energies over the grid
+WIRE_IN_FJ_PER_BIT_MM = {32.0: 1.96, 22.0: 1.63}
+WIRE_OUT_FJ_PER_BIT_MM = {32.0: 19.0, 22.0: 16.5}
+#: leakage power per mm² of periphery (µW), fitted to NeuroSim's recorded tile leakage
+LEAK_UW_PER_MM2 = {32.0: 0.5, 22.0: 0.3}
+#: ReLU / requantize unit per output (fJ), NeuroSim BitShifter + max-pool, fitted
+ACTIVATION_FJ = {32.0: 27.0, 22.0: 14.0}
+#: register-file buffer area per bit (µm²), NeuroSim Buffer/DFF register files, fitted
+BUFFER_UM2_PER_BIT = {32.0: 1.6, 22.0: 0.75}
+#: adder area per bit (µm²), NeuroSim AdderTree, fitted
+ADDER_UM2_PER_BIT = {32.0: 6.0, 22.0: 2.9}
+#: global bus wire pitch × bus width, per mm of bus (µm² per µm), fitted to NeuroSim XYBus
+BUS_UM2_PER_UM = {32.0: 650.0, 22.0: 300.0}
+
+
+@dataclass
+class Floorplan:
+    """Arrays → PEs → tiles → chip (see module docstring)."""
+
+    pe_arrays: int
+    tile_arrays: int  # arrays per tile side
+    tiles_per_layer: list[int]
+    grid: tuple[int, int]
+    subarray_um2: float
+    tile_um2: float
+    chip_um2: float
+
+    @property
+    def tiles(self) -> int:
+        return sum(self.tiles_per_layer)
+
+
+@dataclass
+class CostBreakdown:
+    energy_pj: dict[str, float] = field(default_factory=lambda: dict.fromkeys(ENERGY_TERMS, 0.0))
+    area_um2: dict[str, float] = field(default_factory=lambda: dict.fromkeys(AREA_TERMS, 0.0))
+    latency_ns: dict[str, float] = field(default_factory=lambda: dict.fromkeys(LATENCY_TERMS, 0.0))
+    layer_latency_ns: list[float] = field(default_factory=list)
+    floorplan: Floorplan | None = None
+
+    @property
+    def energy_total_pj(self) -> float:
+        return sum(self.energy_pj.values())
+
+    @property
+    def area_total_um2(self) -> float:
+        return sum(self.area_um2.values())
+
+
+# -- ADC ---------------------------------------------------------------------------------
+def conversion_ns(hw: HardwareConfig) -> float:
+    """Time of one ADC conversion of the chosen kind."""
+    if hw.adc_type == "sar":
+        return C.sar_conversion_ns(hw.adc_bits)
+    if hw.adc_type == "flash":
+        return C.flash_conversion_ns(hw.adc_bits, hw.tech_nm)
+    return 1e9 / adc_rate_hz(hw)
+
+
+def clock_ns(hw: HardwareConfig) -> float:
+    """Synchronous read cycle: beta·(decoder + conversion), never faster than ``freq_mhz``."""
+    t = C.CLOCK_BETA * (C.decoder_ns(hw.tech_nm) + conversion_ns(hw))
+    return max(t, 1e3 / hw.freq_mhz)
+
+
+def adc_rate_hz(hw: HardwareConfig) -> float:
+    """Survey ADC: converts once per clock of the digital periphery."""
+    return hw.freq_mhz * 1e6
+
+
+def converter_energy_pj(hw: HardwareConfig) -> float:
+    if hw.adc_type == "sar":
+        return C.sar_energy_pj(hw.adc_bits, hw.tech_nm)
+    if hw.adc_type == "flash":
+        return C.flash_energy_pj(hw.adc_bits, hw.tech_nm)
+    return C.survey_energy_pj(hw.adc_bits, hw.tech_nm, adc_rate_hz(hw))
+
+
+def adc_area_um2(hw: HardwareConfig) -> float:
+    if hw.adc_type == "sar":
+        return C.sar_area_um2(hw.adc_bits, hw.tech_nm)
+    if hw.adc_type == "flash":
+        return C.flash_area_um2(hw.adc_bits, hw.tech_nm)
+    return C.survey_area_um2(hw.adc_bits, hw.tech_nm, adc_rate_hz(hw))
+
+
+# -- floorplan -----------------------------------------------------------------------------
+def _cell_dims_f(dev: DeviceModel) -> tuple[float, float]:
+    w = math.sqrt(dev.cell_area_f2 / CELL_ASPECT_H_OVER_W)
+    return w, dev.cell_area_f2 / w
+
+
+def subarray_area_um2(hw: HardwareConfig, dev: DeviceModel, cells_per_weight: int) -> float:
+    """NeuroSim's subarray bounding box: column periphery stacked under the array at the
+    array's width, row drivers and mux decoder in a side column (components.SIDE_WIDTH_F)."""
+    f = hw.tech_nm * 1e-3
+    w_cell, h_cell = _cell_dims_f(dev)
+    a = hw.array_size
+    width = (a * w_cell + C.SIDE_WIDTH_F) * f
+    per_col = (
+        adc_area_um2(hw) / hw.cols_per_adc
+        + C.shift_add_area_um2(hw.adc_bits, cells_per_weight, hw.tech_nm)
+        + C.column_periphery_area_um2(hw.tech_nm)
+    )
+    height = a * h_cell * f + per_col / (w_cell * f)
+    return width * height
+
+
+def _pow2_ceil(x: float) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(x, 1))))
+
+
+def floorplan(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -> Floorplan:
+    """Tile side = max(4 arrays, the tallest layer rounded up to a power of two)."""
+    a = hw.array_size
+    layers = list(mapping.layers.values())
+    tallest = max(lm.rows_physical for lm in layers)
+    side_cells = max(4 * a, _pow2_ceil(tallest))
+    tile_arrays = side_cells // a
+    pe_arrays = max(1, tile_arrays // 2)
+    per_layer = [
+        math.ceil(lm.row_tiles / tile_arrays) * math.ceil(lm.col_tiles / tile_arrays)
+        for lm in layers
+    ]
+    n = sum(per_layer)
+    rows = math.ceil(math.sqrt(n))
+    cols = math.ceil(n / rows)
+    cpw = max((lm.slices * lm.cols_per_weight for lm in layers), default=1)
+    sub = subarray_area_um2(hw, dev, cpw)
+    tile = tile_arrays**2 * sub + _tile_overhead_um2(hw, tile_arrays)
+    return Floorplan(pe_arrays, tile_arrays, per_layer, (rows, cols), sub, tile, rows * cols * tile)
+
+
+def _tile_overhead_um2(hw: HardwareConfig, tile_arrays: int) -> float:
+    """Adder trees and buffers of the tile's PEs and of the tile itself."""
+    a = hw.array_size
+    t = hw.tech_nm
+    psum = hw.adc_bits + hw.weight_bits + hw.act_bits + PSUM_EXTRA_BITS
+    adders = (tile_arrays - 1) * tile_arrays * a / hw.cols_per_adc * psum
+    buf_bits = 2 * tile_arrays * a * (hw.act_bits + psum)
+    return adders * C._by_node(t, ADDER_UM2_PER_BIT, "area") + buf_bits * C._by_node(
+        t, BUFFER_UM2_PER_BIT, "area"
+    )
+
+
+# -- the estimate ------------------------------------------------------------------------------
+def estimate(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -> CostBreakdown:
+    """Energy (pJ), area (µm²) and latency (ns) of one inference, per term."""
+    out = CostBreakdown()
+    if not dev.analog:
+        return _digital(mapping, hw, dev, out)
+    t = hw.tech_nm
+    fp = floorplan(mapping, hw, dev)
+    out.floorplan = fp
+    e, ar, lat = out.energy_pj, out.area_um2, out.latency_ns
+    w_cell, h_cell = _cell_dims_f(dev)
+    t_conv = conversion_ns(hw)
+    clk = clock_ns(hw)
+    e_conv = converter_energy_pj(hw)
+    e_wl = (C.wordline_energy_fj(hw.array_size, w_cell, t) + 0.0) * 1e-3
+    e_sw = C.wl_switch_fj(t) * 1e-3
+    wire_in = C._by_node(t, WIRE_IN_FJ_PER_BIT_MM)
+    wire_out = C._by_node(t, WIRE_OUT_FJ_PER_BIT_MM)
+    tile_side_mm = math.sqrt(fp.tile_um2) * 1e-3
+    chip_side_mm = math.sqrt(fp.chip_um2) * 1e-3
+    for lm, tiles in zip(mapping.layers.values(), fp.tiles_per_layer):
+        c = layer_counts(lm, hw, dev.g_min_us, dev.g_range_us)
+        g_per_conv = c.read_g_us / c.conversions if c.conversions else 0.0
+        e["cells"] += c.conversions * C.column_current_energy_pj(
+            g_per_conv, dev.read_voltage_v, t_conv, t
+        )
+        e["adc"] += c.conversions * e_conv
+        rows_per_array = c.rows / max(c.row_tiles, 1)
+        e["wordline"] += c.wl_pulses * hw.cols_per_adc * e_wl
+        e["wordline"] += c.array_reads * rows_per_array * hw.cols_per_adc * e_sw
+        e["mux"] += c.array_reads * C.mux_fj(hw.array_size, t) * 1e-3
+        if c.dac_conversions:
+            e["dac"] += c.dac_conversions * _dac_pj(hw)
+        e["shift_add"] += c.shift_adds * C.shift_add_fj(hw.adc_bits, t) * 1e-3
+        e["adder_tree"] += c.tree_adds * C.adder_fj(c.tree_add_bits, t) * 1e-3
+        e["activation"] += c.activations * C._by_node(t, ACTIVATION_FJ) * 1e-3
+        psum = _psum_bits(lm, hw)
+        buf_bits = c.vectors * (
+            lm.rows_logical * hw.act_bits * (1 + tiles) + lm.cols_logical * psum
+        )
+        e["buffer"] += buf_bits * C.buffer_fj_per_bit(t) * 1e-3
+        in_bits = c.vectors * lm.rows_logical * hw.act_bits * tiles
+        out_bits = c.vectors * lm.cols_logical * psum
+        wire_bits = in_bits + out_bits
+        e["interconnect"] += (in_bits * wire_in + out_bits * wire_out) * chip_side_mm * 1e-3
+        # latency of this layer
+        t_read = c.vectors * c.read_cycles * hw.cols_per_adc * clk
+        t_acc = (
+            c.vectors * (c.read_cycles + math.ceil(math.log2(max(c.row_tiles, 1)) + 1)) * clk * 0.1
+        )
+        t_buf = buf_bits / _buffer_bandwidth_bits(hw) * clk
+        t_wire = wire_bits / _buffer_bandwidth_bits(hw) * clk * 0.05
+        lat["adc"] += c.vectors * c.read_cycles * hw.cols_per_adc * t_conv
+        lat["array"] += t_read - c.vectors * c.read_cycles * hw.cols_per_adc * t_conv
+        lat["accumulation"] += t_acc
+        lat["buffer"] += t_buf
+        lat["interconnect"] += t_wire
+        out.layer_latency_ns.append(t_read + t_acc + t_buf + t_wire)
+        # areas that scale with what the layer uses
+        ar["cells"] += lm.tiles * hw.array_size**2 * dev.cell_area_f2 * (t * 1e-3) ** 2
+    _areas(mapping, hw, dev, fp, ar)
+    total_ns = sum(out.layer_latency_ns)
+    e["leakage"] = C._by_node(t, LEAK_UW_PER_MM2) * (fp.chip_um2 * 1e-6) * total_ns * 1e-3
+    return out
+
+
+def _psum_bits(lm: LayerMapping, hw: HardwareConfig) -> int:
+    rows = max(lm.rows_logical, 1)
+    return hw.adc_bits + lm.weight_bits + hw.act_bits + math.ceil(math.log2(rows)) + PSUM_EXTRA_BITS
+
+
+def _buffer_bandwidth_bits(hw: HardwareConfig) -> float:
+    """Bits a register-file buffer moves per clock (NeuroSim: 128-bit wide global buffer
+    rows, Param.cpp globalBufferCoreSizeRow = 128)."""
+    return 128.0
+
+
+def _dac_pj(hw: HardwareConfig) -> float:
+    """b-bit capacitive DAC per driven row: 2^b unit capacitors of 1 fF at V_dd (Saberi et
+    al., IEEE TCAS-I 58(8), 2011; unit capacitance an order of magnitude)."""
+    return 1e-15 * 2**hw.act_bits * C.vdd(hw.tech_nm) ** 2 * 1e12
+
+
+def _areas(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel, fp: Floorplan, ar: dict) -> None:
+    t = hw.tech_nm
+    f = t * 1e-3
+    n_arrays = fp.tiles * fp.tile_arrays**2
+    adcs = n_arrays * hw.array_size / hw.cols_per_adc
+    cpw = max((lm.slices * lm.cols_per_weight for lm in mapping.layers.values()), default=1)
+    ar["adc"] = adcs * adc_area_um2(hw)
+    ar["shift_add"] = n_arrays * hw.array_size * C.shift_add_area_um2(hw.adc_bits, cpw, t)
+    w_cell, h_cell = _cell_dims_f(dev)
+    ar["drivers"] = n_arrays * hw.array_size * C.column_periphery_area_um2(t)
+    psum = hw.adc_bits + hw.weight_bits + hw.act_bits + PSUM_EXTRA_BITS
+    adders = (
+        fp.tiles * (fp.tile_arrays - 1) * fp.tile_arrays * hw.array_size / hw.cols_per_adc * psum
+    )
+    ar["adder_tree"] = adders * C._by_node(t, ADDER_UM2_PER_BIT, "area")
+    buf_bits = fp.tiles * 2 * fp.tile_arrays * hw.array_size * (hw.act_bits + psum)
+    ar["buffer"] = buf_bits * C._by_node(t, BUFFER_UM2_PER_BIT, "area")
+    lanes = max(lm.cols_logical for lm in mapping.layers.values())
+    ar["activation"] = lanes * 300.0 * C.area_scale(t, 45.0)  # ~ one 8-bit multiplier per lane
+    chip_side_um = math.sqrt(fp.chip_um2)
+    ar["interconnect"] = C._by_node(t, BUS_UM2_PER_UM, "area") * chip_side_um * fp.grid[0]
+    used = sum(v for k, v in ar.items() if k not in ("unused", "interconnect"))
+    ar["unused"] = max(fp.chip_um2 - used, 0.0)
+    del f, w_cell, h_cell
+
+
+def _digital(
+    mapping: Mapping, hw: HardwareConfig, dev: DeviceModel, out: CostBreakdown
+) -> CostBreakdown:
+    """Digital SRAM baseline: every stored weight bit read once per vector, one 8-bit MAC
+    each (Horowitz ISSCC 2014, 45 nm: 8-bit multiply 0.2 pJ, 16-bit add 0.05 pJ)."""
+    t = hw.tech_nm
+    s = C.energy_scale(t, 45.0)
+    e, ar, lat = out.energy_pj, out.area_um2, out.latency_ns
+    for lm in mapping.layers.values():
+        v = lm.vectors_per_inference
+        e["cells"] += v * lm.cells * dev.cell_read_energy_pj() * s
+        e["adder_tree"] += v * lm.macs_per_vector * (0.2 + 0.05) * s
+        e["buffer"] += (
+            v * (lm.rows_logical + lm.cols_logical) * hw.act_bits * C.buffer_fj_per_bit(t) * 1e-3
+        )
+        ar["cells"] += lm.tiles * hw.array_size**2 * dev.cell_area_f2 * (t * 1e-3) ** 2
+        n_ns = v * math.ceil(lm.rows_logical / hw.array_size) * lm.weight_bits * 1e3 / hw.freq_mhz
+        lat["accumulation"] += n_ns
+        out.layer_latency_ns.append(n_ns)
+    lanes = max(lm.cols_logical for lm in mapping.layers.values())
+    ar["adder_tree"] = lanes * 300.0 * C.area_scale(t, 45.0)
+    return out
+
+
+def estimate_cost(
+    mapping: Mapping, hw: HardwareConfig, device_model: DeviceModel
+) -> dict[str, float]:
+    """Flat metrics: energy (nJ), area (mm²), latency (µs) and every term of each."""
+    b = estimate(mapping, hw, device_model)
+    energy_pj = b.energy_total_pj
+    macs = mapping.mac_count
+    lat = b.layer_latency_ns
+    out: dict[str, float] = {
+        "energy_nj": energy_pj * 1e-3,
+        "area_mm2": b.area_total_um2 * 1e-6,
+        "latency_us": sum(lat) * 1e-3,
+        "latency.pipelined_us": (max(lat) if lat else 0.0) * 1e-3,
+        "tops_per_w": (2.0 * macs / (energy_pj * 1e-12) / 1e12) if energy_pj > 0 else 0.0,
+        "tiles": float(mapping.tiles),
+        "mac_count": float(macs),
+    }
+    out.update({f"energy.{k}_nj": v * 1e-3 for k, v in b.energy_pj.items()})
+    out.update({f"area.{k}_mm2": v * 1e-6 for k, v in b.area_um2.items()})
+    out.update({f"latency.{k}_us": v * 1e-3 for k, v in b.latency_ns.items()})
+    return out
