@@ -51,6 +51,12 @@ DESIGNS = {
     "cnn": {"dnn.model": "cnn", "train.method": "ideal", "train.seed": 0},
 }
 EVAL_KW = dict(dataset="digits", epochs=8, mc_instances=1, seed=0, cache_dir="/tmp/ns_cache")
+#: the wide CNN: the smallest (C1, C2) NeuroSim accepts at all 144 grid points (README "cnn_wide").
+#: Novel mapping needs a layer with k*k = 9 (the most common kernel) and C_in*9 >= numRowSubArray (-> conv2, C1*9 >= 256:
+#: C1 >= 29) whose PE size 2^ceil(log2(C_out*ceil(8/cellBit))) >= 2*numRowSubArray (256 rows, 4-bit cells: C2*2 > 256:
+#: C2 >= 129).  (28, 129) and (29, 128) are rejected at 256/4-bit.
+WIDE_CHANNELS = (29, 129)
+WIDE_TRAIN = dict(method="ideal", epochs=8, seed=0, batch_size=64)  # = what CimEvaluator(**EVAL_KW) uses for the others
 IN_BITS = 8
 W_BITS = 8
 
@@ -103,10 +109,42 @@ def bit_planes(codes: np.ndarray) -> np.ndarray:
     return planes.transpose(1, 0, 2).reshape(k, m * IN_BITS).astype(np.uint8)
 
 
+def train_wide(ev: CimEvaluator):
+    """cnn(channels=WIDE_CHANNELS) trained with the package's train_model (cached in EVAL_KW's cache_dir)."""
+    from evaluators.cim.models import cnn
+    from evaluators.cim.training import TrainConfig, train_model
+
+    data = ev.data()
+    torch.manual_seed(WIDE_TRAIN["seed"])
+    net = cnn(input_shape=tuple(data.input_shape), num_classes=data.num_classes, channels=WIDE_CHANNELS)
+    cache = Path(EVAL_KW["cache_dir"]) / "cnn_wide_{}_{}.pt".format(*WIDE_CHANNELS)
+    if cache.exists():
+        blob = torch.load(cache)
+        net.load_state_dict(blob["state"])
+        metrics = blob["metrics"]
+    else:
+        metrics = train_model(net, data, TrainConfig(**WIDE_TRAIN), device_model=None)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state": net.state_dict(), "metrics": metrics}, cache)
+    net.eval()
+    with torch.no_grad():
+        acc = float((net(data.test_x).argmax(1) == data.test_y).float().mean())
+    info = dict(channels=list(WIDE_CHANNELS), train_config=WIDE_TRAIN, test_accuracy=acc,
+                train_metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+                model="evaluators.cim.models.cnn(input_shape=(1,8,8), num_classes=10, channels={})".format(WIDE_CHANNELS),
+                data="CimEvaluator(dataset='digits', seed=0).data(): 1437 train / 360 test")
+    return net, info
+
+
 def export(net: str, out_dir: Path, ev: CimEvaluator) -> dict:
-    design = DESIGNS[net]
-    trained = ev._trained(ev.training_key(design), design)
-    model = trained.model.cpu().eval()
+    extra = None
+    if net == "cnn_wide":
+        model, extra = train_wide(ev)
+        trained = None
+    else:
+        design = DESIGNS[net]
+        trained = ev._trained(ev.training_key(design), design)
+        model = trained.model.cpu().eval()
     calib = ev._calibration_inputs().cpu()
     image = calib[:1]
     layers, calib_in = record_inputs(model, calib)
@@ -155,18 +193,18 @@ def export(net: str, out_dir: Path, ev: CimEvaluator) -> dict:
         meta.append(dict(name=name, k=k, n=n, **geom))
     np.savetxt(wd / "NetWork.csv", np.array(net_rows), delimiter=",", fmt="%d")
     (wd / "args.txt").write_text(" ".join(args) + "\n")
-    rec["meta_json"] = np.array(json.dumps(meta))
+    rec["meta_json"] = np.array(json.dumps(meta if extra is None else dict(layers=meta, **extra)))
     with torch.no_grad():
         rec["logits"] = model(image).numpy().astype(np.float32)
     DATA.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(DATA / f"{net}_digits.npz", **rec)
-    return dict(network=net, layers=meta, accuracy=getattr(trained, "metrics", None))
+    return dict(network=net, layers=meta, accuracy=getattr(trained, "metrics", None) if extra is None else extra)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="/tmp/ns_export", help="NeuroSim work dirs go here")
-    ap.add_argument("--nets", default="mlp,cnn")
+    ap.add_argument("--nets", default="mlp,cnn,cnn_wide")
     a = ap.parse_args()
     torch.manual_seed(0)
     ev = CimEvaluator(**EVAL_KW)

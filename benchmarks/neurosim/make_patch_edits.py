@@ -204,3 +204,32 @@ edit('main.cpp', '#include "SubArray.h"\n', '#include "SubArray.h"\n#include "Ma
 edit('main.cpp', '    ns_area("subarray", subArrayInPE->usedArea > 0 ? subArrayInPE->usedArea : subArrayInPE->area);\n', '')
 edit('Param.cpp', '\tpipeline = true; ', '\tpipeline = ns_env("NS_PIPELINE", 1) != 0; ')
 edit('Param.cpp', '\tnovelMapping = true; ', '\tnovelMapping = ns_env("NS_NOVELMAPPING", 1) != 0; ')
+
+# ---- duplication knobs (no-duplication variant of the grid)
+# NS_SPEEDUP -> speedUpDegree (stock 8). Note: Chip.cpp ChipDesignInitialize clamps it to int(maxIFM/minIFM over conv
+# layers), which is 1 for all our nets (MLP: no conv; CNNs: 10/6), so it alone changes nothing here.
+edit('Param.cpp', '\tspeedUpDegree = 8; ', '\tspeedUpDegree = (int) ns_env("NS_SPEEDUP", 8); ')
+# NS_DUPLICATION=0 -> Chip.cpp PEDesign / SubArrayDup report 1 copy per layer (stock: copies of a small layer fill the
+# idle PEs of its tile / subarrays of its PE, and Tile/PE latency is divided by the copy count). The floorplan
+# (PE/tile size choice, which uses the duplicated totals for its utilisation score) is left exactly as stock.
+edit('Param.h', '\tdouble nsx[32];\n', '\tdouble nsx[32];\n\tint nsDuplication;   // cim-dse: 0 = no PE/subarray weight duplication (NS_DUPLICATION, default 1 = stock)\n')
+edit('Param.cpp', '\tfor (int i = 0; i < 32; i++) nsx[i] = 0;\n',
+     '\tfor (int i = 0; i < 32; i++) nsx[i] = 0;\n\tnsDuplication = (int) ns_env("NS_DUPLICATION", 1);\n')
+edit('Chip.cpp', '\t\tpeDupRow.push_back(actualDupRow);\n',
+     '\t\tif (!param->nsDuplication) { actualDupRow = 1; actualDupCol = 1; }   // cim-dse: no duplication (after the utilisation sum)\n\t\tpeDupRow.push_back(actualDupRow);\n')
+edit('Chip.cpp', '\t\tsubArrayDupRow.push_back(actualDupRow);\n',
+     '\t\tif (!param->nsDuplication) { actualDupRow = 1; actualDupCol = 1; }   // cim-dse: no duplication\n\t\tsubArrayDupRow.push_back(actualDupRow);\n')
+# Tile.cpp conventional-mapping "no duplication" branch: the stock loop over the numPE x numPE PE slots adds the
+# PE energies (read, buffer, IC, core*) OUTSIDE the "slot holds weights" test, so every empty slot re-adds the last
+# computed PE's energy. Stock never reaches it with empty slots for our small layers (they take the duplication
+# branch); with NS_DUPLICATION=0 they do, so in that mode empty slots are skipped (stock behaviour unchanged otherwise).
+edit('Tile.cpp', '''											&peLatencyADC, &peLatencyAccum, &peLatencyOther, &peEnergyADC, &peEnergyAccum, &peEnergyOther, CalculateclkFreq, clkPeriod);
+
+					}
+					*readLatency = max(PEreadLatency, (*readLatency));
+''', '''											&peLatencyADC, &peLatencyAccum, &peLatencyOther, &peEnergyADC, &peEnergyAccum, &peEnergyOther, CalculateclkFreq, clkPeriod);
+
+					}
+					if (!param->nsDuplication && !((i*peSize < weightMatrixRow) && (j*peSize < weightMatrixCol))) continue;   // cim-dse: empty PE slot adds nothing
+					*readLatency = max(PEreadLatency, (*readLatency));
+''')

@@ -10,7 +10,11 @@ Usage::
 (``make -j2``); ``--build SRC`` does extract+patch+build from a bare git mirror first.
 The swept Param.cpp fields come from environment variables (see the patch):
 NS_MEMCELLTYPE, NS_ACCESSTYPE, NS_TECHNODE, NS_CELLBIT, NS_SARADC, NS_ADC_BITS
-(levelOutput = 2^bits), NS_COLMUX, NS_NUMCOLSUBARRAY, NS_PIPELINE.
+(levelOutput = 2^bits), NS_COLMUX, NS_NUMCOLSUBARRAY, NS_PIPELINE, NS_SPEEDUP (speedUpDegree),
+NS_DUPLICATION (0: no PE/subarray weight duplication).
+``--speedups 8,1`` runs the grid in both duplication variants (settings ``speedup_degree``
+8 = stock NeuroSim, with duplication; 1 = speedUpDegree 1 and no duplication, see README);
+``--merge`` keeps the records already in ``--out`` that this call does not rerun.
 Each grid point is run twice: pipelined (NeuroSim's default, the main record) and
 layer-by-layer (NS_PIPELINE=0, its chip summary kept under ``layer_by_layer``).
 """
@@ -39,6 +43,10 @@ GRID = dict(
     adc_bits=[3, 4, 5, 6, 7, 8],
 )
 FIXED = dict(weight_bits=8, input_bits=8, cols_per_adc=8)
+# speedup_degree -> extra settings. 8 = stock (speedUpDegree 8, which Chip.cpp clamps to int(maxIFM/minIFM) = 1 for
+# our nets, plus the PE/subarray duplication that fills a small layer's idle PEs/subarrays with copies);
+# 1 = speedUpDegree 1 and NS_DUPLICATION=0: every layer exactly once (tiles = the layer's own need, speed-up 1).
+VARIANTS = {8: dict(speedup_degree=8, weight_duplication=True), 1: dict(speedup_degree=1, weight_duplication=False)}
 # RRAM (memcelltype 2) with 1T1R access (accesstype 1); NeuroSim's Param.cpp default is SRAM.
 BASE_ENV = dict(NS_MEMCELLTYPE="2", NS_ACCESSTYPE="1")
 
@@ -58,6 +66,8 @@ def settings_env(s: dict) -> dict:
         NS_ADC_BITS=str(s["adc_bits"]),
         NS_COLMUX=str(s["cols_per_adc"]),
         NS_NUMCOLSUBARRAY=str(s["array_size"]),
+        NS_SPEEDUP=str(s.get("speedup_degree", 8)),
+        NS_DUPLICATION="1" if s.get("weight_duplication", True) else "0",
     )
 
 
@@ -263,13 +273,18 @@ def parse(text: str, n_layers: int) -> dict:
 
 
 # ----------------------------------------------------------------------------- driver
-def grid_settings(nets: list[str]) -> list[tuple[str, dict]]:
+def grid_settings(nets: list[str], speedups: list[int] = (8,)) -> list[tuple[str, dict]]:
     keys = list(GRID)
     return [
-        (net, dict(zip(keys, vals), **FIXED))
+        (net, dict(zip(keys, vals), **FIXED, **VARIANTS[sp]))
+        for sp in speedups
         for net in nets
         for vals in itertools.product(*(GRID[k] for k in keys))
     ]
+
+
+def run_key(r: dict) -> str:
+    return json.dumps([r["network"], r["settings"]], sort_keys=True)
 
 
 def one(binary: Path, export: Path, net: str, s: dict, keep_logs: Path | None) -> dict:
@@ -280,7 +295,8 @@ def one(binary: Path, export: Path, net: str, s: dict, keep_logs: Path | None) -
         n_layers = len((wd / "NetWork.csv").read_text().strip().splitlines())
         rec: dict = {"network": net, "settings": s}
         rc, text = run_main(binary, wd, s, pipeline=True)
-        tag = "{network}_{adc_type}_{tech_nm}nm_a{array_size}_c{cell_bits}_b{adc_bits}".format(network=net, **s)
+        tag = "{network}_{adc_type}_{tech_nm}nm_a{array_size}_c{cell_bits}_b{adc_bits}_s{sp}".format(
+            network=net, sp=s.get("speedup_degree", 8), **s)
         if keep_logs is not None:
             (keep_logs / f"{tag}.txt").write_text(text)
         if rc != 0 or "Summary" not in text:
@@ -346,7 +362,10 @@ def main() -> None:
     ap.add_argument("--neurosim", required=True, help="patched+built NeuroSIM dir (holds ./main)")
     ap.add_argument("--export", default="/tmp/ns_export", help="output dir of export_network.py")
     ap.add_argument("--out", default=str(DATA / "runs.json"))
-    ap.add_argument("--nets", default="mlp,cnn")
+    ap.add_argument("--nets", default="mlp,cnn,cnn_wide")
+    ap.add_argument("--speedups", default="8,1", help="variants to run (keys of VARIANTS)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the runs already in --out that are not rerun (old runs without speedup_degree are stock = 8)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--logs", default=None, help="keep raw stdout of each run here")
     ap.add_argument("--pristine-param", default=None, help="pristine Param.cpp for param_defaults")
@@ -357,11 +376,20 @@ def main() -> None:
     logs = Path(a.logs) if a.logs else None
     if logs:
         logs.mkdir(parents=True, exist_ok=True)
-    todo = grid_settings(a.nets.split(","))
+    todo = grid_settings(a.nets.split(","), [int(v) for v in a.speedups.split(",")])
     with ThreadPoolExecutor(a.jobs) as ex:
         runs = list(ex.map(lambda t: one(binary, Path(a.export), t[0], t[1], logs), todo))
     ok = sum(r["status"] == "ok" for r in runs)
     print(f"{ok}/{len(runs)} runs ok")
+    if a.merge and Path(a.out).exists():
+        old = json.loads(Path(a.out).read_text())["runs"]
+        for r in old:
+            for k, v in VARIANTS[8].items():
+                r["settings"].setdefault(k, v)
+        new_keys = {run_key(r) for r in runs}
+        kept = [r for r in old if run_key(r) not in new_keys]
+        print(f"merge: kept {len(kept)} of {len(old)} old runs")
+        runs = kept + runs
     doc = {
         "neurosim": {
             "repo": REPO,
@@ -380,20 +408,23 @@ def main() -> None:
                 "numColSubArray": "= numRowSubArray (grid {64,128,256}) via NS_NUMCOLSUBARRAY; stock main() only sets numRowSubArray from argv, numColSubArray stays 128",
                 "numRowSubArray/numRowParallel": "argv[4]/argv[5] = array size (fully parallel read)",
                 "synapseBit/numBitInput": "argv[2]/argv[3] = 8/8",
+                "speedUpDegree": "settings.speedup_degree: 8 (= default) or 1, via NS_SPEEDUP; Chip.cpp clamps it to int(maxIFM/minIFM over conv layers) = 1 for all our nets, so alone it changes nothing",
+                "weight duplication": "settings.weight_duplication: true (= stock) or false via NS_DUPLICATION=0 (patch: Chip.cpp PEDesign/SubArrayDup report 1 copy, floorplan unchanged; Tile.cpp skips empty PE slots in that mode); speedup_degree 1 runs have it false",
             },
         },
         "recipe": {
             "export": "python benchmarks/neurosim/export_network.py --out /tmp/ns_export",
-            "run": "python benchmarks/neurosim/run_grid.py --neurosim <patched NeuroSIM dir> --export /tmp/ns_export --out tests/data/neurosim/runs.json --pristine-param <pristine Param.cpp> --commit <sha>",
+            "run": "python benchmarks/neurosim/run_grid.py --neurosim <patched NeuroSIM dir> --export /tmp/ns_export --out tests/data/neurosim/runs.json --pristine-param <pristine Param.cpp> --commit <sha> [--nets mlp,cnn,cnn_wide --speedups 8,1 --merge]",
             "training": {
                 "evaluator": "evaluators.cim.evaluator.CimEvaluator(dataset='digits', epochs=8, mc_instances=1, seed=0)",
                 "mlp": {"dnn.model": "mlp", "dnn.hidden": 256, "train.method": "ideal", "train.seed": 0},
                 "cnn": {"dnn.model": "cnn", "train.method": "ideal", "train.seed": 0},
+                "cnn_wide": "evaluators.cim.models.cnn(input_shape=(1,8,8), num_classes=10, channels=(29, 129)) trained by evaluators.cim.training.train_model(net, CimEvaluator(dataset='digits', seed=0).data(), TrainConfig(method='ideal', epochs=8, seed=0, batch_size=64)); see cnn_wide_digits.npz meta_json",
             },
             "input": "first calibration image (CimEvaluator._calibration_inputs()[0]); per layer 8-bit unsigned codes round(x/(x_fs/255)) clipped to 0..255, x_fs = max|input| of that layer over the 256 calibration inputs; 8 bit-plane columns per vector, MSB first; conv: im2col rows (c,kh,kw), positions along columns",
             "weights": "per layer codes c = round(127*w/max|w|) in -127..127 written as c/128 (exact); NeuroSim LoadInWeightData maps f -> v = 128*(f+1) = c+128 (offset binary 1..255) split into ceil(8/cellBit) cells of cellBit bits, conductance = Gmin + digit/(2^cellBit-1)*(Gmax-Gmin)",
             "network_csv": "FC: 1,1,K,1,1,N,0,1; conv: (H+2p),(W+2p),C,kh,kw,N,pool,stride (padded IFM so NeuroSim counts all H*W positions)",
-            "grid": {**GRID, **FIXED},
+            "grid": {**GRID, **FIXED, "speedup_degree": sorted(VARIANTS), "variants": {str(k): v for k, v in VARIANTS.items()}},
         },
         "runs": runs,
     }
