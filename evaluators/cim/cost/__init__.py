@@ -13,7 +13,7 @@ from .estimate import (
     ENERGY_TERMS,
     LATENCY_TERMS,
     CostBreakdown,
-    estimate,
+    estimate_breakdown,
     estimate_cost,
 )
 from .presets import yan_vlsi2019_config
@@ -24,7 +24,7 @@ __all__ = [
     "LATENCY_TERMS",
     "CostBreakdown",
     "energy_scale",
-    "estimate",
+    "estimate_breakdown",
     "estimate_cost",
     "vdd",
     "yan_vlsi2019_config",

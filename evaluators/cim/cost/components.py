@@ -207,10 +207,14 @@ FLASH_FJ_PER_LEVEL = {
 FLASH_BITS = (3, 8)
 #: flash sensing time t0 + t1·2^b ns (NeuroSim MultilevelSenseAmp + encoder latency)
 FLASH_NS = {32.0: (1.093, 0.02035), 22.0: (0.838, 0.01119)}
-#: NeuroSim's synchronous clock: beta·(row/mux decoder delay + ADC), beta = 1.4
-#: (Param.cpp validated calibration factor); decoder delays as recorded
+#: NeuroSim's synchronous clock: beta·(max(WL switch, column mux + decoder) delay + ADC),
+#: beta = 1.4 (Param.cpp validated calibration factor). The row/mux delay grows with the
+#: array (RC of longer lines); recorded per (node, array size), ns
 CLOCK_BETA = 1.4
-DECODER_NS = {32.0: 2.128, 22.0: 0.0854}
+LINE_DELAY_NS = {
+    32.0: {64: 0.643, 128: 2.133, 256: 8.090},
+    22.0: {64: 0.079, 128: 0.088, 256: 0.122},
+}
 
 
 def _by_node(node_nm: float, table: dict[float, float], kind: str = "energy") -> float:
@@ -277,8 +281,23 @@ def flash_conversion_ns(bits: int, node_nm: float) -> float:
     return t0 + t1 * 2**bits
 
 
-def decoder_ns(node_nm: float) -> float:
-    return _by_node(node_nm, DECODER_NS, "time")
+def line_delay_ns(array_size: int, node_nm: float) -> float:
+    """Row / column-mux line delay before each conversion (power law in the array size
+    through the recorded sizes, the end slopes beyond them)."""
+    per_node = {}
+    for n, table in LINE_DELAY_NS.items():
+        sizes = sorted(table)
+        xs = np.log(sizes)
+        ys = np.log([table[a] for a in sizes])
+        x = math.log(array_size)
+        if x <= xs[0]:
+            y = ys[0] + (ys[1] - ys[0]) / (xs[1] - xs[0]) * (x - xs[0])
+        elif x >= xs[-1]:
+            y = ys[-1] + (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]) * (x - xs[-1])
+        else:
+            y = float(np.interp(x, xs, ys))
+        per_node[n] = math.exp(y)
+    return _by_node(node_nm, per_node, "time")
 
 
 # -- areas (F² of the node; NeuroSim layout rules) --------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..hw.config import HardwareConfig
-from .estimate import estimate
+from .estimate import estimate_breakdown
 from .reference import mapping_from_record
 
 #: (quantity, our terms summed, NeuroSim keys summed, applies to ADC kinds)
@@ -93,7 +93,7 @@ def ours_for(run: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Our energy (pJ), area (µm²) and latency (ns) per term for the run's settings."""
     hw = hardware_of(run)
     mapping = mapping_from_record(_record(run["network"]), hw)
-    b = estimate(mapping, hw, hw.device_model())
+    b = estimate_breakdown(mapping, hw, hw.device_model())
     energy = dict(b.energy_pj, total=b.energy_total_pj)
     area = dict(b.area_um2, total=b.area_total_um2)
     lat = dict(b.latency_ns, total=sum(b.layer_latency_ns), pipelined=max(b.layer_latency_ns))
@@ -104,7 +104,9 @@ def neurosim_for(run: dict[str, Any]) -> dict[str, dict[str, float]]:
     """NeuroSim's terms: layer-by-layer energy and latency (our latency_us is one image
     end to end), pipelined cycle as ``latency.pipelined``."""
     lbl = run["layer_by_layer"]
-    energy = dict(run["energy_pj"], total=lbl["energy_pj"]["total"], leakage=lbl["energy_pj"]["leakage"])
+    energy = dict(
+        run["energy_pj"], total=lbl["energy_pj"]["total"], leakage=lbl["energy_pj"]["leakage"]
+    )
     lat = dict(lbl["latency_ns"], pipelined=run["latency_ns"]["total"])
     return {"energy": energy, "area": dict(run["area_um2"]), "latency": lat}
 

@@ -23,7 +23,7 @@ from ..devices import DeviceModel
 from ..hw.config import HardwareConfig
 from ..mapping import LayerMapping, Mapping
 from . import components as C
-from .counts import LayerCounts, layer_counts
+from .counts import layer_counts
 
 #: energy terms (``energy.<term>_nj``); NeuroSim counterparts in docs/concepts.md
 ENERGY_TERMS = (
@@ -34,7 +34,7 @@ AREA_TERMS = (
     "cells", "adc", "drivers", "shift_add", "adder_tree", "activation", "buffer",
     "interconnect", "unused",
 )  # fmt: skip
-LATENCY_TERMS = ("adc", "array", "accumulation", "buffer", "interconnect")
+LATENCY_TERMS = ("adc", "accumulation", "buffer", "interconnect")
 
 #: 1T1R cell aspect (NeuroSim Param.cpp: 4 F high × 12 F wide = 48 F²); cells of other
 #: devices keep the 1:3 aspect at their own area
@@ -55,8 +55,22 @@ ACTIVATION_FJ = {32.0: 27.0, 22.0: 14.0}
 BUFFER_UM2_PER_BIT = {32.0: 1.6, 22.0: 0.75}
 #: adder area per bit (µm²), NeuroSim AdderTree, fitted
 ADDER_UM2_PER_BIT = {32.0: 6.0, 22.0: 2.9}
-#: global bus wire pitch × bus width, per mm of bus (µm² per µm), fitted to NeuroSim XYBus
-BUS_UM2_PER_UM = {32.0: 650.0, 22.0: 300.0}
+#: interconnect area (global X-Y bus + H-trees, NeuroSim XYBus/HTree), fitted power law
+#: exp(c)·(chip side µm)^a·(tile rows + cols)^b·(node nm)^d over the recorded runs (max
+#: error 1.31×): wider chips need longer and wider buses
+IC_AREA_FIT = (2.034, 1.544, -0.852, 0.558)
+#: clock cycles a layer spends in buffers, on wires and in accumulation: power laws in
+#: (vectors, kept rows, kept columns, tiles, row tiles), fitted to NeuroSim's recorded
+#: per-layer latencies (max error 2.3×, 2.8×, 2.9× per layer; totals are closer)
+BUFFER_CYCLES_FIT = (2.528, 0.564, 0.098, 0.425, -0.453, 0.102)
+WIRE_CYCLES_FIT = (3.816, 0.396, -0.472, -0.02, -0.042, 0.546)
+ACCUM_CYCLES_FIT = (1.22, 0.752, -0.14, 0.247, -0.779, 0.286)
+
+
+def _cycles(fit: tuple[float, ...], v: int, rows: int, cols: int, tiles: int, rt: int) -> float:
+    c, *p = fit
+    x = (v, max(rows, 1), max(cols, 1), max(tiles, 1), max(rt, 1))
+    return math.exp(c + sum(pi * math.log(xi) for pi, xi in zip(p, x, strict=True)))
 
 
 @dataclass
@@ -105,7 +119,7 @@ def conversion_ns(hw: HardwareConfig) -> float:
 
 def clock_ns(hw: HardwareConfig) -> float:
     """Synchronous read cycle: beta·(decoder + conversion), never faster than ``freq_mhz``."""
-    t = C.CLOCK_BETA * (C.decoder_ns(hw.tech_nm) + conversion_ns(hw))
+    t = C.CLOCK_BETA * (C.line_delay_ns(hw.array_size, hw.tech_nm) + conversion_ns(hw))
     return max(t, 1e3 / hw.freq_mhz)
 
 
@@ -168,6 +182,13 @@ def floorplan(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -> Floorpl
         math.ceil(lm.row_tiles / tile_arrays) * math.ceil(lm.col_tiles / tile_arrays)
         for lm in layers
     ]
+    # layers of one group (kernel taps mapped apart, reference.py) share their tiles
+    for members in _groups(layers).values():
+        if len(members) > 1:
+            arrays = sum(layers[i].tiles for i in members)
+            shared = math.ceil(arrays / tile_arrays**2)
+            for j, i in enumerate(members):
+                per_layer[i] = shared if j == 0 else 0
     n = sum(per_layer)
     rows = math.ceil(math.sqrt(n))
     cols = math.ceil(n / rows)
@@ -175,6 +196,14 @@ def floorplan(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -> Floorpl
     sub = subarray_area_um2(hw, dev, cpw)
     tile = tile_arrays**2 * sub + _tile_overhead_um2(hw, tile_arrays)
     return Floorplan(pe_arrays, tile_arrays, per_layer, (rows, cols), sub, tile, rows * cols * tile)
+
+
+def _groups(layers: list[LayerMapping]) -> dict[object, list[int]]:
+    """Indices of layers per group (``extra['group']``; ungrouped layers stand alone)."""
+    out: dict[object, list[int]] = {}
+    for i, lm in enumerate(layers):
+        out.setdefault(lm.extra.get("group", ("layer", i)), []).append(i)
+    return out
 
 
 def _tile_overhead_um2(hw: HardwareConfig, tile_arrays: int) -> float:
@@ -190,7 +219,7 @@ def _tile_overhead_um2(hw: HardwareConfig, tile_arrays: int) -> float:
 
 
 # -- the estimate ------------------------------------------------------------------------------
-def estimate(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -> CostBreakdown:
+def estimate_breakdown(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -> CostBreakdown:
     """Energy (pJ), area (µm²) and latency (ns) of one inference, per term."""
     out = CostBreakdown()
     if not dev.analog:
@@ -203,22 +232,23 @@ def estimate(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -> CostBrea
     t_conv = conversion_ns(hw)
     clk = clock_ns(hw)
     e_conv = converter_energy_pj(hw)
-    e_wl = (C.wordline_energy_fj(hw.array_size, w_cell, t) + 0.0) * 1e-3
+    e_wl = C.wordline_energy_fj(hw.array_size, w_cell, t) * 1e-3
     e_sw = C.wl_switch_fj(t) * 1e-3
     wire_in = C._by_node(t, WIRE_IN_FJ_PER_BIT_MM)
     wire_out = C._by_node(t, WIRE_OUT_FJ_PER_BIT_MM)
-    tile_side_mm = math.sqrt(fp.tile_um2) * 1e-3
     chip_side_mm = math.sqrt(fp.chip_um2) * 1e-3
-    for lm, tiles in zip(mapping.layers.values(), fp.tiles_per_layer):
+    layer_terms: list[dict[str, float]] = []
+    for lm, tiles in zip(mapping.layers.values(), fp.tiles_per_layer, strict=True):
         c = layer_counts(lm, hw, dev.g_min_us, dev.g_range_us)
         g_per_conv = c.read_g_us / c.conversions if c.conversions else 0.0
         e["cells"] += c.conversions * C.column_current_energy_pj(
             g_per_conv, dev.read_voltage_v, t_conv, t
         )
         e["adc"] += c.conversions * e_conv
-        rows_per_array = c.rows / max(c.row_tiles, 1)
+        # every row driver of a read array switches each mux step (NeuroSim
+        # wlNewSwitchMatrix.CalculatePower(numColMuxed, ...)); driven rows charge their WL
         e["wordline"] += c.wl_pulses * hw.cols_per_adc * e_wl
-        e["wordline"] += c.array_reads * rows_per_array * hw.cols_per_adc * e_sw
+        e["wordline"] += c.array_reads * hw.array_size * hw.cols_per_adc * e_sw
         e["mux"] += c.array_reads * C.mux_fj(hw.array_size, t) * 1e-3
         if c.dac_conversions:
             e["dac"] += c.dac_conversions * _dac_pj(hw)
@@ -232,24 +262,26 @@ def estimate(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -> CostBrea
         e["buffer"] += buf_bits * C.buffer_fj_per_bit(t) * 1e-3
         in_bits = c.vectors * lm.rows_logical * hw.act_bits * tiles
         out_bits = c.vectors * lm.cols_logical * psum
-        wire_bits = in_bits + out_bits
         e["interconnect"] += (in_bits * wire_in + out_bits * wire_out) * chip_side_mm * 1e-3
-        # latency of this layer
-        t_read = c.vectors * c.read_cycles * hw.cols_per_adc * clk
-        t_acc = (
-            c.vectors * (c.read_cycles + math.ceil(math.log2(max(c.row_tiles, 1)) + 1)) * clk * 0.1
+        # latency of this layer: every bit plane reads every array, the ADC converting its
+        # columns one per clock; buffers, wires and adders add their cycles
+        data = hw.act_bits / 8.0  # the fits were recorded at 8-bit activations
+        geo = (c.vectors, lm.rows_logical, lm.cols_logical, tiles, lm.row_tiles)
+        t_adc = c.vectors * c.read_cycles * hw.cols_per_adc * clk
+        t_buf = _cycles(BUFFER_CYCLES_FIT, *geo) * data * clk
+        t_wire = _cycles(WIRE_CYCLES_FIT, *geo) * data * clk
+        t_acc = _cycles(ACCUM_CYCLES_FIT, *geo) * clk if lm.row_tiles > 1 or lm.slices > 1 else 0.0
+        layer_terms.append(
+            {"adc": t_adc, "accumulation": t_acc, "buffer": t_buf, "interconnect": t_wire}
         )
-        t_buf = buf_bits / _buffer_bandwidth_bits(hw) * clk
-        t_wire = wire_bits / _buffer_bandwidth_bits(hw) * clk * 0.05
-        lat["adc"] += c.vectors * c.read_cycles * hw.cols_per_adc * t_conv
-        lat["array"] += t_read - c.vectors * c.read_cycles * hw.cols_per_adc * t_conv
-        lat["accumulation"] += t_acc
-        lat["buffer"] += t_buf
-        lat["interconnect"] += t_wire
-        out.layer_latency_ns.append(t_read + t_acc + t_buf + t_wire)
-        # areas that scale with what the layer uses
-        ar["cells"] += lm.tiles * hw.array_size**2 * dev.cell_area_f2 * (t * 1e-3) ** 2
     _areas(mapping, hw, dev, fp, ar)
+    # grouped layers (kernel taps in parallel PEs) take the time of their slowest member
+    layers = list(mapping.layers.values())
+    for members in _groups(layers).values():
+        slowest = max((layer_terms[i] for i in members), key=lambda d: sum(d.values()))
+        for k, v in slowest.items():
+            lat[k] += v
+        out.layer_latency_ns.append(sum(slowest.values()))
     total_ns = sum(out.layer_latency_ns)
     e["leakage"] = C._by_node(t, LEAK_UW_PER_MM2) * (fp.chip_um2 * 1e-6) * total_ns * 1e-3
     return out
@@ -278,6 +310,7 @@ def _areas(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel, fp: Floorplan
     n_arrays = fp.tiles * fp.tile_arrays**2
     adcs = n_arrays * hw.array_size / hw.cols_per_adc
     cpw = max((lm.slices * lm.cols_per_weight for lm in mapping.layers.values()), default=1)
+    ar["cells"] = n_arrays * hw.array_size**2 * dev.cell_area_f2 * f**2
     ar["adc"] = adcs * adc_area_um2(hw)
     ar["shift_add"] = n_arrays * hw.array_size * C.shift_add_area_um2(hw.adc_bits, cpw, t)
     w_cell, h_cell = _cell_dims_f(dev)
@@ -292,10 +325,13 @@ def _areas(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel, fp: Floorplan
     lanes = max(lm.cols_logical for lm in mapping.layers.values())
     ar["activation"] = lanes * 300.0 * C.area_scale(t, 45.0)  # ~ one 8-bit multiplier per lane
     chip_side_um = math.sqrt(fp.chip_um2)
-    ar["interconnect"] = C._by_node(t, BUS_UM2_PER_UM, "area") * chip_side_um * fp.grid[0]
-    used = sum(v for k, v in ar.items() if k not in ("unused", "interconnect"))
-    ar["unused"] = max(fp.chip_um2 - used, 0.0)
-    del f, w_cell, h_cell
+    c0, a, b, d = IC_AREA_FIT
+    ar["interconnect"] = math.exp(
+        c0 + a * math.log(chip_side_um) + b * math.log(sum(fp.grid)) + d * math.log(t)
+    )
+    used = sum(v for k, v in ar.items() if k != "unused")
+    ar["unused"] = max(fp.chip_um2 - used, 0.0)  # the chip is the tile grid's bounding box
+    del w_cell, h_cell
 
 
 def _digital(
@@ -326,7 +362,7 @@ def estimate_cost(
     mapping: Mapping, hw: HardwareConfig, device_model: DeviceModel
 ) -> dict[str, float]:
     """Flat metrics: energy (nJ), area (mm²), latency (µs) and every term of each."""
-    b = estimate(mapping, hw, device_model)
+    b = estimate_breakdown(mapping, hw, device_model)
     energy_pj = b.energy_total_pj
     macs = mapping.mac_count
     lat = b.layer_latency_ns

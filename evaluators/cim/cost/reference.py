@@ -11,6 +11,7 @@ calibration"). The recorded codes are in ``tests/data/neurosim/*.npz``.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping as MappingABC
 from typing import Any
@@ -71,12 +72,31 @@ def offset_layer(
 
 
 def mapping_from_record(record: MappingABC[str, Any], hw: HardwareConfig) -> Mapping:
-    """The offset-encoded Mapping of a recorded network (``np.load`` of an npz)."""
+    """The offset-encoded Mapping of a recorded network (``np.load`` of an npz).
+
+    Large convolutions are mapped as NeuroSim's default *novel mapping* does (Param.cpp
+    novelMapping = true; Chip.cpp ChipDesignInitialize marks a conv layer when
+    C_in·k_h·k_w ≥ the subarray rows): one group of arrays per kernel position, each
+    holding that position's C_in × C_out weights and reading that position's inputs,
+    where our chip unrolls the kernel into one K = C_in·k_h·k_w matrix (im2col). Smaller
+    convolutions and FC layers are mapped as ours are.
+    """
+    meta = json.loads(str(record["meta_json"])) if "meta_json" in record else []
     layers: dict[str, LayerMapping] = {}
     i = 0
     while f"l{i}_w_codes" in record:
-        lm = offset_layer(f"l{i}", record[f"l{i}_w_codes"], record[f"l{i}_x_codes"], hw)
-        layers[lm.name] = lm
+        w, x = record[f"l{i}_w_codes"], record[f"l{i}_x_codes"]
+        info = meta[i] if i < len(meta) else {}
+        taps = int(info.get("k_h", 1)) * int(info.get("k_w", 1))
+        if info.get("kind") == "conv" and taps > 1 and w.shape[0] >= hw.array_size:
+            for tap in range(taps):  # im2col rows are ordered (c_in, k_h, k_w)
+                rows = np.arange(tap, w.shape[0], taps)
+                lm = offset_layer(f"l{i}.{tap}", w[rows], x[:, rows], hw)
+                lm.extra["group"] = float(i)  # the taps run side by side in one tile group
+                layers[lm.name] = lm
+        else:
+            lm = offset_layer(f"l{i}", w, x, hw)
+            layers[lm.name] = lm
         i += 1
     if not layers:
         raise ValueError("record has no layers (expected keys l0_w_codes, l0_x_codes, ...)")
