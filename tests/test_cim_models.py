@@ -58,7 +58,43 @@ def test_rnn_matches_hand_unrolled_recurrence():
 def test_rnn_time_steps_must_divide_input():
     with pytest.raises(ModelError, match="valid values: 1, 2, 4, 5, 8, 10, 20, 40"):
         build_model("rnn", (40,), 10, time_steps=3)
-    assert build_model("rnn", (1, 28, 28), 10).time_steps == 28  # row by row by default
+    # few time steps by default (seed 002: RNNs "perform best at a lower number of
+    # time-steps"); dnn.time_steps still sets any divisor
+    assert build_model("rnn", (1, 28, 28), 10).time_steps == 4
+    assert build_model("rnn", (1, 8, 8), 10).time_steps == 4
+    assert build_model("rnn", (1, 28, 28), 10, time_steps=28).time_steps == 28
+
+
+def test_rnn_irnn_identity_init_and_grad_clip():
+    # Le, Jaitly, Hinton 2015: recurrent matrix = identity, biases zero
+    torch.manual_seed(0)
+    m = build_model("rnn", (1, 8, 8), 10, hidden=12)
+    assert torch.equal(m.w_rec.weight, torch.eye(12))
+    assert float(m.w_in.bias.abs().max()) == 0.0
+    assert m.grad_clip == 1.0
+
+
+def test_training_loop_clips_the_gradient_norm(monkeypatch):
+    from evaluators.cim.training import TrainConfig, train_model
+
+    norms = []
+    real = torch.nn.utils.clip_grad_norm_
+
+    def spy(params, max_norm, *a, **k):
+        norms.append(max_norm)
+        return real(params, max_norm, *a, **k)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    data = load_dataset("digits", max_train=128, max_test=32)
+    rnn = build_model("rnn", data.input_shape, 10, hidden=8)
+    train_model(rnn, data, TrainConfig(epochs=1, batch_size=64))
+    assert norms == [1.0, 1.0]  # the RNN's own clip, every step
+    norms.clear()
+    mlp = build_model("mlp", data.input_shape, 10, hidden=8)
+    train_model(mlp, data, TrainConfig(epochs=1, batch_size=64))
+    assert norms == []  # other models: no clipping unless asked
+    train_model(mlp, data, TrainConfig(epochs=1, batch_size=64, grad_clip=0.5))
+    assert norms == [0.5, 0.5]
 
 
 def test_unknown_model_lists_allowed():

@@ -118,16 +118,42 @@ def test_preact_noise_helps_under_synaptic_noise(digits, arch):
     assert a_noisy > a_ideal + 0.05, (arch, a_ideal, a_noisy)
 
 
+def test_rnn_learns_real_mnist_like_the_mlp():
+    """Seed 002 on real MNIST (mnist5k: 4,000 train / 1,000 test digits): the
+    time-multiplexed RNN (IRNN init, clipped gradients, default T = 4) reaches the MLP's
+    digital accuracy (seed 002: RNN 97.4 % >= MLP 96.8 % on full MNIST). Before the IRNN
+    init and the few-steps default (T = 28 rows, default init) it scored 0.62 vs 0.90."""
+    data = load_dataset("mnist5k")
+    acc = {}
+    for arch in ("mlp", "rnn"):
+        # one learning rate for both (seed 002 tuned the rate per system)
+        model = _train(data, arch, epochs=6, hidden=64, lr=3e-3)
+        model.eval()
+        with torch.no_grad():
+            acc[arch] = float((model(data.test_x).argmax(1) == data.test_y).float().mean())
+    assert acc["mlp"] > 0.85, acc
+    assert acc["rnn"] > acc["mlp"] - 0.02, acc
+
+
 # -- seed 000: S-DDHR on MRAM ---------------------------------------------------------------
 def test_sddhr_binarized_mram_ordering(digits):
     # seed 000's setting: 10x sigma_MRAM, with its Gaussian-in-G MTJ model (mram.py)
     scale = 10.0
     dev = get_device("mram", scale)
     hw = dict(adc_bits=8, act_bits=8, weight_bits=1, cell_bits=1)
-    acc = {}
-    for m in ("ideal", "ddhr", "ps_ddhr", "as_ddhr", "fixed"):
-        model = _train(digits, "bnn_mlp", device=dev, epochs=8, method=m, hidden=64)
-        acc[m] = _sim(model, digits, "mram", scale, **hw)
-    for m in ("ddhr", "ps_ddhr", "as_ddhr"):
+    chip = dict(device="mram", variation_scale=scale, array_size=128, input_mode="dac", **hw)
+    acc, free = {}, {}
+    for m in ("ideal", "ddhr", "s_ddhr", "ps_ddhr", "as_ddhr", "fixed"):
+        # ddhr: trained on chip instance 0 of the simulation seed (1), deployed on it alone
+        model = _train(
+            digits, "bnn_mlp", device=dev, epochs=8, method=m, hidden=64, hw=chip, chip_seed=1
+        )
+        acc[m] = _sim(model, digits, "mram", scale, 1 if m == "ddhr" else 6, **hw)
+        free[m] = _sim(model, digits, "mram", 0.0, 1, **hw)
+    # seed 000 at 10x: DDHR 90.40 %, ideal 33.18 %, fixed 11.25 %, PS 88.11 %, AS 87.42 %;
+    # measured here (digits, 8 epochs): ddhr 0.87 vs variation-free 0.91, s/ps/as
+    # 0.54/0.53/0.57, ideal 0.34, fixed 0.20
+    assert acc["ddhr"] > free["ideal"] - 0.10, (acc, free)
+    for m in ("s_ddhr", "ps_ddhr", "as_ddhr"):
         assert acc[m] > acc["ideal"] + 0.05, acc
-    assert acc["fixed"] < min(acc["ddhr"], acc["ps_ddhr"], acc["as_ddhr"]) - 0.05, acc
+    assert acc["fixed"] == min(acc.values()), acc

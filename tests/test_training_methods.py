@@ -86,7 +86,7 @@ from evaluators.cim.training.sddhr import build_binary_sddhr  # noqa: E402
 
 
 @pytest.mark.parametrize(
-    "method", ["preact_noise", "ha_sgd", "ddhr", "ps_ddhr", "as_ddhr", "fixed"]
+    "method", ["preact_noise", "ha_sgd", "ddhr", "s_ddhr", "ps_ddhr", "as_ddhr", "fixed"]
 )
 def test_every_method_trains(digits, method):
     torch.manual_seed(0)
@@ -138,7 +138,7 @@ def test_weight_noise_instances_per_sample_copy_and_fixed():
     torch.manual_seed(0)
     layer = CrossbarLinear(12, 5)
     x = _identical_batch(6, 12)
-    # ddhr: every sample its own chip instance
+    # s_ddhr: every sample its own chip instance
     y = WeightNoise(0.1, groups=None)(layer, x)
     assert torch.unique(y[:, 0]).numel() == 6
     # HA-SGD: 2 folded copies, samples inside a copy share the instance
@@ -210,7 +210,7 @@ def test_binary_sddhr_methods_build_and_as_ddhr_shares_one_sigma(digits):
     dev = get_device("mram", 5.0)
     model = build_model("bnn_mlp", digits.input_shape, digits.num_classes, hidden=16)
     for m, cls in (
-        ("ddhr", MRAMInstances),
+        ("s_ddhr", MRAMInstances),
         ("fixed", MRAMInstances),
         ("ps_ddhr", MRAMAnalyticNoise),
     ):

@@ -69,7 +69,7 @@ HW_KEYS = hw_key_names()
 KNOWN_KEYS = DNN_KEYS + TRAIN_KEYS + HW_KEYS
 #: models whose width follows ``dnn.hidden``
 _HIDDEN_MODELS = ("mlp", "rnn", "bnn_mlp", "bnn_cnn")
-_SDDHR = ("ddhr", "ps_ddhr", "as_ddhr", "fixed")
+_SDDHR = ("ddhr", "s_ddhr", "ps_ddhr", "as_ddhr", "fixed")
 DEFAULT_DEVICE = "reram"
 
 BASE_METRICS = (
@@ -311,11 +311,13 @@ class CimEvaluator(Evaluator):
             config.epochs = self.epochs
         if (
             config.hw is not None
-            and config.method in ("hwa", "ha_sgd")
-            and (config.method == "hwa" or config.adc_bits is not None)
+            and config.method in ("hwa", "ha_sgd", "ddhr")
+            and (config.method in ("hwa", "ddhr") or config.adc_bits is not None)
         ):
             # chips drawn while training come from the study's noise path too
             config.hw = {**config.hw, "rng": self.noise_rng}
+        if config.method == "ddhr":
+            config.chip_seed = self.seed  # train on the chip that _deploy then simulates
         return config
 
     def _reads_device(self, design: Design, config) -> bool:
@@ -326,8 +328,8 @@ class CimEvaluator(Evaluator):
         """
         if config.method == "ideal":
             return False
-        if config.sigma is None or config.method == "hwa":
-            return True  # hwa always trains on the design's device (chip_forward.py)
+        if config.sigma is None or config.method in ("hwa", "ddhr"):
+            return True  # hwa / ddhr always train on the design's device (chip_forward.py)
         binary = design.get("dnn.model", "mlp") in ("bnn_mlp", "bnn_cnn")
         return binary and config.method in _SDDHR
 
@@ -408,8 +410,10 @@ class CimEvaluator(Evaluator):
             device_model,
             x,
             y,
-            instances=self.mc_instances,
-            seed=self.seed,
+            # ddhr (seed 000's per-instance baseline) is deployed on the one chip it was
+            # trained on: instance 0 of this seed (training/sddhr.py InstanceChip)
+            instances=1 if "chip_instance" in trained.metrics else self.mc_instances,
+            seed=int(trained.metrics.get("chip_seed", self.seed)),
             device=self.device.type,
             opts=SimOptions(rng=self.noise_rng),
         )

@@ -3,7 +3,7 @@
 ``TrainConfig.from_design(design, defaults)`` reads the ``dnn.*``/``train.*`` keys of a
 CIM design (docs/architecture.md); ``train_model(model, data, config, device_model)``
 trains in place and returns metrics (sparsity, bits, timings, final train loss/acc).
-Methods: ideal, preact_noise (seed 002), ha_sgd (seed 001), ddhr / ps_ddhr / as_ddhr /
+Methods: ideal, preact_noise (seed 002), ha_sgd (seed 001), ddhr / s_ddhr / ps_ddhr / as_ddhr /
 fixed (seed 000); regularizers Group-HS, Hoyer-Square, group Lasso with pruning, and BSQ
 (seed 003) combine with any method.
 """

@@ -4,8 +4,10 @@ Forward model (``evaluators.cim.mram``): each ±1 weight is a complementary pair
 MTJ cells; a column computes y = p₁·G_P + p₋₁·G_AP with per-cell R ~ N(μ, σ²),
 normalised back to the ±1 dot-product domain. Training variants:
 
-* ``ddhr`` / ``fixed``: the full per-cell model, with a fresh instance per training
-  sample (all samples of the batch in one batched matmul) or one instance z_0.
+* ``s_ddhr`` / ``fixed``: the full per-cell model, with a fresh instance per training
+  sample (all samples of the batch in one batched matmul) or one instance z_0 of the
+  training's own generator (not a chip the evaluator draws). ``ddhr`` (train and
+  deploy on the evaluator's chip z_0) is built in sddhr.py for every device.
 * ``ps_ddhr``: the analytic output distribution. Seed 000 models
   G ~ N(1/μ, σ²/μ⁴) per cell; given the input, the column current is a sum of
   independent Gaussians, so the normalised output is Gaussian:
@@ -154,7 +156,7 @@ def build(
         )
     params = mram.MTJParams.from_device(device_model)
     m = config.method
-    if m == "ddhr":
+    if m == "s_ddhr":
         return TrainingMethod(m, lambda: MRAMInstances(params, None, generator=generator))
     if m == "fixed":
         return TrainingMethod(m, lambda: MRAMInstances(params, 1, fixed=True, generator=generator))

@@ -19,7 +19,8 @@ METHODS: tuple[str, ...] = (
     "preact_noise",  # seed 002 (Sandia): Gaussian noise at the pre-activation
     "ha_sgd",  # seed 001: Hessian-aware SGD, gradient averaged over L weight perturbations
     "hwa",  # hardware-aware training (aihwkit): forward on a fresh simulated chip, STE back
-    "ddhr",  # seed 000: a fresh chip instance z_i per training sample
+    "ddhr",  # seed 000: per-instance baseline, train on chip z_0 and deploy on that chip
+    "s_ddhr",  # seed 000: S-DDHR, a fresh chip instance per training sample (Monte-Carlo)
     "ps_ddhr",  # seed 000: parametric S-DDHR, analytic per-layer output distribution
     "as_ddhr",  # seed 000: approximate S-DDHR, one distribution for all layers
     "fixed",  # seed 000: train on one sampled chip instance z_0
@@ -64,6 +65,9 @@ class TrainConfig:
     seed: int = 0
     optimizer: str = "adam"
     weight_decay: float = 0.0
+    #: clip the global gradient norm to this before each step (None: the model's own
+    #: ``grad_clip`` attribute — the RNN's, models.TimeMultiplexedRNN — else no clipping)
+    grad_clip: float | None = None
     #: training noise sigma relative to the weight range (None: device_model.weight_sigma())
     sigma: float | None = None
     #: preact_noise only: absolute sigma_neu at every pre-activation (seed 002's
@@ -110,6 +114,9 @@ class TrainConfig:
     #: as_ddhr: the one output-noise sigma used for all layers, in pre-activation units
     #: (the +-1 dot product for binarized layers); None: derived from the device (sddhr.py)
     as_sigma: float | None = None
+    #: ddhr: the simulator seed of the chip the network is trained on and deployed on
+    #: (instance 0 of ``simulator.simulate(seed=chip_seed)``; the evaluator sets its seed)
+    chip_seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -206,7 +213,7 @@ def _hw_read(base: dict[str, Any], design: Mapping[str, Any]) -> dict[str, Any] 
     from .chip_forward import CHIP_KEYS, SIGMA_KEYS
 
     m = base["method"]
-    if m == "hwa" or (m == "ha_sgd" and base["adc_bits"] is not None):
+    if m in ("hwa", "ddhr") or (m == "ha_sgd" and base["adc_bits"] is not None):
         keys = CHIP_KEYS
     elif m in ("preact_noise", "ha_sgd") and base["sigma"] is None:
         if m == "preact_noise" and base["preact_sigma_neu"] is not None:

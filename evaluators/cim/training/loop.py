@@ -100,6 +100,9 @@ def train_model(
         clean = _accuracy(model, x, y, config.batch_size * 8)
     out = structure_metrics(model)
     out.update(bits)
+    if config.method == "ddhr":
+        # the chip this network was trained on: the evaluator deploys it on exactly that one
+        out.update(chip_seed=float(config.chip_seed), chip_instance=0.0)
     out.update(
         train_loss=last[0],
         train_accuracy=last[1],
@@ -163,6 +166,7 @@ def _fit(
         opt = _Multi(opts)
     else:
         opt = _optimizer(config, params)
+    clip = config.grad_clip if config.grad_clip is not None else getattr(model, "grad_clip", None)
     n = len(x)
     last = (math.nan, math.nan)
     for _ in range(epochs):
@@ -177,6 +181,8 @@ def _fit(
                 total = total + bsq_alpha * bsq.penalty()
             opt.zero_grad(set_to_none=True)
             total.backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, clip)
             if pruner is not None:
                 pruner.mask_grads()
             opt.step()

@@ -99,9 +99,14 @@ def build_method(
     if m == "hwa":
         # hardware-aware training (aihwkit's sense): one fresh chip per mini-batch
         return TrainingMethod(m, lambda: _chip(config, model, device_model, 1))
+    if m == "ddhr":
+        # seed 000's DDHR baseline: train on one chip instance z_0, the one it deploys on
+        from .sddhr import instance_chip
+
+        return TrainingMethod(m, lambda: instance_chip(config, model, device_model))
     binary = any(layer.binary for _, layer in crossbar_layers(model))
     on_mram = bool(getattr(device_model, "binary", False))
-    if binary and on_mram and m in ("ddhr", "ps_ddhr", "as_ddhr", "fixed"):
+    if binary and on_mram and m in ("s_ddhr", "ps_ddhr", "as_ddhr", "fixed"):
         from .sddhr import build_binary_sddhr
 
         return build_binary_sddhr(config, model, device_model, sample_x, generator)

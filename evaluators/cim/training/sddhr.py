@@ -3,8 +3,16 @@
 Seed 000 trains with L^t = −Σ_i y_i log f(x^t, θ, z) where z is the hardware
 variation, and compares four choices of z:
 
-* ``ddhr``: a fresh chip instance z_i for every training sample — vectorized here by
-  giving each sample of the batch its own weight instance in one batched matmul;
+* ``ddhr`` (the per-instance baseline, "training complexity for each instance of
+  hardware"): train on one chip instance z_i and deploy on that same chip. The forward
+  is the simulator's chip (:class:`InstanceChip`, a :class:`chip_forward.ChipForward`
+  pinned to instance 0 of the evaluation seed ``TrainConfig.chip_seed``), so the chip
+  trained on is bit for bit the chip the evaluator then simulates (noise streams keyed
+  by (seed, layer, instance, tile), simulator.py); the evaluator deploys a ddhr model on
+  that one instance only. Works for every device (MRAM's G_P/G_AP cells included);
+* ``s_ddhr`` (S-DDHR with Monte-Carlo z): a fresh chip instance for every training
+  sample — vectorized here by giving each sample of the batch its own weight instance
+  in one batched matmul;
 * ``ps_ddhr`` (parametric S-DDHR): z drawn from an *analytic* distribution of each
   layer's output whose parameters are computed per layer from the device model;
 * ``as_ddhr`` (approximate S-DDHR): one fixed set of distribution parameters for all
@@ -24,6 +32,7 @@ import torch
 from torch import nn
 
 from ..layers import CrossbarMixin, use_backend
+from .chip_forward import ChipForward
 from .config import TrainConfig
 from .methods import TrainingMethod, device_sigma
 from .noise import WeightNoise, augmented_matrix, randn, weight_range
@@ -101,7 +110,7 @@ def build_analog_sddhr(
     """S-DDHR variants for multi-level analog crossbars (additive weight noise)."""
     m = config.method
     sigma = device_sigma(config, device_model)
-    if m == "ddhr":
+    if m == "s_ddhr":
         return TrainingMethod(m, lambda: WeightNoise(sigma, groups=None, generator=generator))
     if m == "fixed":
         return TrainingMethod(
@@ -117,6 +126,33 @@ def build_analog_sddhr(
             m, lambda: AnalyticOutputNoise(fixed_sigma=fixed, generator=generator)
         )
     raise ValueError(f"build_analog_sddhr: {m!r} is not an S-DDHR method")
+
+
+def instance_chip(config: TrainConfig, model: nn.Module, device_model: Any | None):
+    """DDHR's forward: the simulator's chip instance 0 of seed ``config.chip_seed``."""
+    from .chip_forward import chip_device, hardware
+
+    hw = hardware(config.hw)
+    dev = chip_device(config, device_model, hw)
+    rng = (config.hw or {}).get("rng", "auto")
+    return InstanceChip(model, hw, dev, config.chip_seed, rng)
+
+
+class InstanceChip(ChipForward):
+    """A :class:`chip_forward.ChipForward` that always programs the *evaluation* chip z_0.
+
+    Same weights → same conductances as ``simulate(seed=chip_seed)``'s instance 0: the
+    static noise of a chip is keyed by (seed, layer, instance, row tile), not by the
+    weights or the batch (simulator.py). Reprogrammed every step from the current
+    weights: the chip is fixed, what is written on it follows training.
+    """
+
+    def __init__(self, model, hw, dev, chip_seed: int, rng: str = "auto"):
+        super().__init__(model, hw, dev, 0, 1, rng=rng)
+        self.seed = int(chip_seed)  # the evaluation seed itself, not a training seed
+
+    def prepare(self, x: torch.Tensor, first: int | None = None) -> None:
+        super().prepare(x, 0)
 
 
 def build_binary_sddhr(
