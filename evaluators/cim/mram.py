@@ -7,8 +7,10 @@ state P exactly when w·x = +1, so a column current is
 
     y = p₁·G_P + p₋₁·G_AP,       p±1 = #{m : w_m·x_m = ±1}
 
-with R_P ~ N(μ_P, σ_P²), R_AP ~ N(μ_AP, σ_AP²) and G = 1/R (seed 000: G ~ N(1/μ,
-σ²/μ⁴) to first order; we sample R and invert, which is the exact model).
+with R_P ~ N(μ_P, σ_P²), R_AP ~ N(μ_AP, σ_AP²) and G = 1/R. By default cells are drawn
+as seed 000 models them, Gaussian in conductance to first order: G ~ N(1/μ, σ²/μ⁴)
+(``sample_conductances(model="gaussian_g")``); ``model="gaussian_r"`` samples R and
+inverts it (the exact 1/R law, with its heavy tail at large σ).
 
 Normalising back to the ±1 domain with the *nominal* conductances
 Ḡ = (1/μ_P + 1/μ_AP)/2 and ΔG = 1/μ_P − 1/μ_AP gives ŷ = (y − Ḡ·Σ|x|)/(ΔG/2), which
