@@ -70,14 +70,22 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
 def sddhr(data: Dataset, epochs: int, s: int) -> None:
     hw = dict(adc_bits=8, act_bits=8, weight_bits=1, cell_bits=1, input_mode="dac")
     rows = []
-    for m in ("ddhr", "ideal", "fixed", "ps_ddhr", "as_ddhr"):
-        cells = [m, f"{SEED000[m]:.2f}"]
+    free = None
+    for m in ("ddhr", "ideal", "fixed", "ps_ddhr", "as_ddhr", "s_ddhr"):
+        cells = [m, f"{SEED000[m]:.2f}" if m in SEED000 else "-"]
         for scale in (10.0, 5.0):
+            # ddhr: trained on chip instance 0 of the simulation seed (1), tested on it alone
+            chip = dict(device="mram", variation_scale=scale, array_size=128, **hw)
             model = train(
-                data, "bnn_mlp", get_device("mram", scale), method=m, epochs=epochs + 3, hidden=64
-            )
-            cells.append(f"{sim(model, data, 'mram', scale, s, **hw):.2f}")
+                data, "bnn_mlp", get_device("mram", scale), method=m, epochs=epochs + 3,
+                hidden=64, hw=chip, chip_seed=1,
+            )  # fmt: skip
+            n = 1 if m == "ddhr" else s
+            cells.append(f"{sim(model, data, 'mram', scale, n, **hw):.2f}")
+            if m == "ideal" and free is None:
+                free = sim(model, data, "mram", 0.0, 1, **hw)
         rows.append(cells)
+    rows.append(["variation-free (ideal, 0x)", "-", f"{free:.2f}", f"{free:.2f}"])
     table(
         "S-DDHR (seed 000): BNN-MLP on MRAM, accuracy % (seed 000: BinaryNet, CIFAR-10, 10x)",
         ["loss", "seed000@10x", "ours@10x", "ours@5x"],
