@@ -326,6 +326,11 @@ def resolve(spec: StudySpec, *, where: str = "study", source: Path | None = None
                 f"{where}: key 'space' is required: evaluator {ev_spec.name!r} has no default space"
             )
 
+    try:  # the evaluator's own schema, before any store or directory exists
+        evaluator.check_space(space)
+    except EvaluatorError as exc:
+        raise SpecError(f"{where}: key 'space': {exc}") from None
+
     metrics = set(evaluator.metric_names())
     for obj in spec.objectives:
         if obj not in metrics:

@@ -52,6 +52,12 @@ class Evaluator(ABC):
         """Hash of the train-stage part of ``design`` (None: nothing is trained)."""
         return None
 
+    def check_space(self, space: Any) -> None:
+        """Raise :class:`EvaluatorError` if ``space`` can propose designs this evaluator
+        rejects (a key, a choice, a bound). Called before any store exists, so a bad study
+        file is one message instead of a run of failed designs. Default: accept all."""
+        return None
+
     def evaluate_batch(self, designs: list[Design]) -> list[Metrics | BaseException]:
         """Evaluate several designs; evaluators sharing work (one training) override it."""
         out: list[Metrics | BaseException] = []

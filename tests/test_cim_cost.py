@@ -6,14 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from evaluators.cim.cost import (
-    adc_energy_pj,
-    energy_scale,
-    estimate_cost,
-    row_driver_energy_pj,
-    vdd,
-    yan_vlsi2019_config,
-)
+from evaluators.cim.cost import estimate_cost, yan_vlsi2019_config
+from evaluators.cim.cost import components as C
 from evaluators.cim.layers import CrossbarLinear
 from evaluators.cim.mapping import HardwareConfig, Mapping
 
@@ -42,9 +36,37 @@ def test_yan_vlsi2019_macro_energy_per_mac():
     assert pj_per_mac == pytest.approx(0.257, rel=0.25)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="Yan VLSI'19 integrates a rate-coded 8-bit input window (2^8 pulse slots at "
+    "50 MHz) per conversion; our dac input mode reads in one cycle, so its power is ~4x the "
+    "published 1.52 mW at the right energy (issue 11 note)",
+)
+def test_yan_vlsi2019_macro_power_at_50_mhz():
+    hw = yan_vlsi2019_config()
+    net = nn.Sequential(CrossbarLinear(256, 128, bias=False))
+    _, c = _cost(net, hw, 256)
+    power_mw = c["energy_nj"] * 1e-9 / (c["latency_us"] * 1e-6) * 1e3
+    assert power_mw == pytest.approx(1.52, rel=0.25)
+
+
 def test_isaac_adc_energy_per_conversion():
-    """ISAAC (Shafiee et al., ISCA 2016): 8-bit ADC, 2 mW at 1.28 GS/s, 32 nm → 1.5625 pJ/conv."""
-    assert adc_energy_pj(8, 32.0) == pytest.approx(2e-3 / 1.28e9 * 1e12, rel=0.25)
+    """ISAAC (Shafiee et al., ISCA 2016, Table 1): 8 ADCs of 8 bits at 1.28 GS/s draw 16 mW
+    at 32 nm → 1.5625 pJ per conversion. Our ``survey`` ADC (Murmann's survey fit,
+    hwcomponents-adc) at that resolution, node and rate gives 1.93 pJ (+23 %)."""
+    assert C.survey_energy_pj(8, 32.0, 1.28e9) == pytest.approx(2e-3 / 1.28e9 * 1e12, rel=0.25)
+
+
+def test_sar_and_flash_follow_neurosim_forms():
+    """SAR energy grows ~linearly in bits (NeuroSim SarADC: (a·b + c)·(b + 1) ns), flash with
+    2^b comparators; flash is cheaper at 3 bits and dearer at 8 (NeuroSim: ≈ SAR at 6)."""
+    sar = [C.sar_energy_pj(b, 32.0) for b in (3, 8)]
+    flash = [C.flash_energy_pj(b, 32.0) for b in (3, 8)]
+    assert 2.0 < sar[1] / sar[0] < 5.0
+    assert flash[1] / flash[0] > 50
+    assert flash[0] < sar[0] and flash[1] > sar[1]
+    assert C.sar_conversion_ns(5) == 6.0
+    assert C.sar_area_um2(8, 32.0) > C.sar_area_um2(3, 32.0) > 0
 
 
 # Why this stays a known, documented discrepancy (checked against the sources, issue 4; see
@@ -96,27 +118,24 @@ def test_sandia_sonos_to_reram_energy_ratio():
     assert e_sonos["energy_nj"] / e_reram["energy_nj"] == pytest.approx(6.04 / 4.24, rel=0.30)
 
 
-def test_word_line_energy_scales_with_gate_swing_squared_and_column_tiles():
-    """Word-line term: C_WL·V_WL² per driven row, per column tile, per read cycle."""
-    hw = HardwareConfig(device="sonos", array_size=64)
-    dev = hw.device_model()
-    net = _mlp(64, 16)  # 16 weights × 4 slices × 2 = 128 physical columns: 2 column tiles
-    m = Mapping.from_model(net, hw, sample_input=torch.rand(4, 64), device_model=dev)
-    (lm,) = m.layers.values()
-    assert lm.col_tiles == 2
-    base = estimate_cost(m, hw, dev)["energy.dac_nj"]
-    per_event_pj = row_driver_energy_pj(64, dev.cell_area_f2, hw.tech_nm)
-    events = lm.vectors_per_inference * lm.input_cycles(hw) * lm.rows_physical * lm.col_tiles
-    assert base * 1e3 == pytest.approx(events * per_event_pj)
-    hi = replace(dev, wl_voltage_v=3 * vdd(hw.tech_nm))
-    assert estimate_cost(m, hw, hi)["energy.dac_nj"] == pytest.approx(9 * base)
-    # a layer that fits one column tile pays half the word-line events per row
-    narrow = _mlp(64, 8)
-    m1 = Mapping.from_model(narrow, hw, sample_input=torch.rand(4, 64), device_model=dev)
-    (lm1,) = m1.layers.values()
-    assert lm1.col_tiles == 1
-    e1 = estimate_cost(m1, hw, dev)["energy.dac_nj"] / lm1.rows_physical
-    assert e1 == pytest.approx(base / lm.rows_physical / 2)
+def test_word_line_energy_follows_driven_rows_and_mux_steps():
+    """Word lines: C_row·V_dd² per driven row and column-mux step (NeuroSim capRow2) plus the
+    row switch matrix of every read array; a sparser input (fewer driven rows) costs less."""
+    hw = HardwareConfig(device="reram", array_size=64)
+    net = _mlp(64, 16)
+    dense = Mapping.from_model(net, hw, sample_input=torch.ones(4, 64))
+    sparse = Mapping.from_model(net, hw, sample_input=torch.ones(4, 64) * (torch.arange(64) < 8))
+    e_dense = estimate_cost(dense, hw, hw.device_model())
+    e_sparse = estimate_cost(sparse, hw, hw.device_model())
+    assert e_sparse["energy.wordline_nj"] < e_dense["energy.wordline_nj"]
+    assert e_sparse["energy.cells_nj"] < e_dense["energy.cells_nj"]
+    (lm,) = dense.layers.values()
+    assert lm.input_bit_activity and all(a > 0.9 for a in lm.input_bit_activity)
+    hw2 = HardwareConfig(device="reram", array_size=64, cols_per_adc=4)
+    m2 = Mapping.from_model(net, hw2, sample_input=torch.ones(4, 64))
+    assert estimate_cost(m2, hw2, hw2.device_model())["energy.wordline_nj"] == pytest.approx(
+        e_dense["energy.wordline_nj"] / 2, rel=1e-6
+    )
 
 
 def test_energy_and_area_grow_with_adc_bits():
@@ -149,15 +168,17 @@ def test_pruning_reduces_tiles_energy_and_area():
 def test_breakdown_sums_and_technology_scaling():
     net = _mlp(64, 32, 10)
     _, c32 = _cost(net, HardwareConfig(tech_nm=32), 64)
-    _, c65 = _cost(net, HardwareConfig(tech_nm=65), 64)
+    _, c22 = _cost(net, HardwareConfig(tech_nm=22), 64)
     parts = [k for k in c32 if k.startswith("energy.")]
     assert sum(c32[k] for k in parts) == pytest.approx(c32["energy_nj"])
     assert sum(c32[k] for k in c32 if k.startswith("area.")) == pytest.approx(c32["area_mm2"])
-    assert c65["energy.adc_nj"] == pytest.approx(c32["energy.adc_nj"] * energy_scale(65, 32))
-    assert c65["area.adc_mm2"] == pytest.approx(c32["area.adc_mm2"] * (65 / 32) ** 2)
+    assert c22["energy_nj"] < c32["energy_nj"] and c22["area_mm2"] < c32["area_mm2"]
+    assert C.vdd(22) < C.vdd(32)
+    assert C.energy_scale(22, 32) == pytest.approx((22 / 32) * (C.vdd(22) / C.vdd(32)) ** 2)
     assert c32["tops_per_w"] == pytest.approx(
         2 * c32["mac_count"] / (c32["energy_nj"] * 1e-9) / 1e12
     )
+    assert c32["latency.pipelined_us"] <= c32["latency_us"]
 
 
 def test_bit_serial_costs_more_conversions_than_dac_and_sram_has_no_adc():
@@ -166,5 +187,14 @@ def test_bit_serial_costs_more_conversions_than_dac_and_sram_has_no_adc():
     _, dac = _cost(net, HardwareConfig(input_mode="dac", act_bits=8), 64)
     assert bs["energy.adc_nj"] == pytest.approx(8 * dac["energy.adc_nj"])
     assert bs["latency_us"] > dac["latency_us"]
+    assert dac["energy.dac_nj"] > 0 and bs["energy.dac_nj"] == 0
     _, sram = _cost(net, HardwareConfig(device="sram"), 64)
     assert sram["energy.adc_nj"] == 0.0 and sram["area.adc_mm2"] == 0.0 and sram["energy_nj"] > 0
+
+
+def test_flash_costs_more_than_sar_at_high_resolution_only():
+    net = _mlp(64, 64, 10)
+    lo = {t: _cost(net, HardwareConfig(adc_type=t, adc_bits=3), 64)[1] for t in ("sar", "flash")}
+    hi = {t: _cost(net, HardwareConfig(adc_type=t, adc_bits=8), 64)[1] for t in ("sar", "flash")}
+    assert lo["flash"]["energy.adc_nj"] < lo["sar"]["energy.adc_nj"]
+    assert hi["flash"]["energy.adc_nj"] > hi["sar"]["energy.adc_nj"]

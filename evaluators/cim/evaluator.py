@@ -223,6 +223,20 @@ class CimEvaluator(Evaluator):
 
         return cim_space()
 
+    def check_space(self, space) -> None:
+        """Every hw.* param against the hardware description (hw/config.py), and the keys."""
+        from evaluators.cim.hw.config import check_hw_space
+
+        unknown = sorted(set(space.names) - set(KNOWN_KEYS))
+        if unknown:
+            raise EvaluatorError(
+                f"cim: unknown design key(s) {', '.join(unknown)}; allowed: {', '.join(KNOWN_KEYS)}"
+            )
+        try:
+            check_hw_space(space)
+        except ValueError as exc:
+            raise EvaluatorError(f"cim: {exc}") from None
+
     def training_key(self, design: Design) -> str:
         return stable_hash(self.training_recipe(design), length=24)
 

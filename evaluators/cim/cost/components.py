@@ -197,16 +197,36 @@ ADDER_FJ_PER_BIT = {32.0: 1.87, 22.0: 0.99}
 #: register-file buffer access per bit, fJ (NeuroSim Buffer / DFF buffers, register file)
 BUFFER_FJ_PER_BIT = {32.0: 3.45, 22.0: 1.80}
 #: flash (MLSA) conversion: (2^b − 1) comparators against reference columns, each
-#: sensing longer at higher resolution (NeuroSim MultilevelSenseAmp: energy per comparator
-#: level, fJ, recorded at b = 3..8 with the column current — column_current_energy_pj over
-#: the sensing time — taken out; mean over array sizes and cell widths)
+#: sensing longer at higher resolution and — NeuroSim's reference columns follow the array's
+#: rows — on smaller arrays (NeuroSim MultilevelSenseAmp). Energy per comparator level, fJ,
+#: recorded at b = 3..8 (rows) on 64/128/256 arrays (columns) with the column current
+#: (column_current_energy_pj over the sensing time) taken out; mean over the MLP, CNN and
+#: wide-CNN runs (tests/data/neurosim, speedUpDegree 1)
 FLASH_FJ_PER_LEVEL = {
-    32.0: (0.945, 1.729, 2.130, 2.491, 3.167, 5.159),
-    22.0: (1.022, 1.624, 1.943, 2.249, 2.970, 5.124),
-}
+    32.0: (
+        (1.758, 1.590, 1.379), (2.120, 2.045, 1.904), (2.363, 2.281, 2.161),
+        (2.706, 2.532, 2.385), (3.588, 3.068, 2.757), (6.434, 4.693, 3.751),
+    ),
+    22.0: (
+        (1.397, 1.343, 1.362), (1.729, 1.709, 1.783), (1.973, 1.912, 1.968),
+        (2.351, 2.173, 2.052), (3.316, 2.760, 2.425), (6.374, 4.520, 3.499),
+    ),
+}  # fmt: skip
 FLASH_BITS = (3, 8)
-#: flash sensing time t0 + t1·2^b ns (NeuroSim MultilevelSenseAmp + encoder latency)
-FLASH_NS = {32.0: (1.093, 0.02035), 22.0: (0.838, 0.01119)}
+FLASH_ARRAYS = (64, 128, 256)
+#: flash sensing time, ns: MLSA + encoder latency as recorded (NeuroSim
+#: MultilevelSenseAmp::CalculateLatency, ColumnLatency_Table of the reference columns), per
+#: bits 3..8 (rows) and array size 64/128/256 (columns)
+FLASH_NS = {
+    32.0: (
+        (1.385, 1.256, 1.348), (1.500, 1.438, 1.403), (1.755, 1.630, 1.540),
+        (2.378, 2.069, 1.888), (4.079, 3.176, 2.696), (9.314, 6.303, 4.770),
+    ),
+    22.0: (
+        (0.972, 0.927, 1.019), (1.049, 0.998, 1.055), (1.203, 1.100, 1.110),
+        (1.570, 1.352, 1.213), (2.541, 1.977, 1.650), (5.435, 3.701, 2.790),
+    ),
+}  # fmt: skip
 #: NeuroSim's synchronous clock: beta·(max(WL switch, column mux + decoder) delay + ADC),
 #: beta = 1.4 (Param.cpp validated calibration factor). The row/mux delay grows with the
 #: array (RC of longer lines); recorded per (node, array size), ns
@@ -265,20 +285,31 @@ def _pair_by_node(node_nm: float, table: dict[float, tuple[float, float]], i: in
     return _by_node(node_nm, {n: v[i] for n, v in table.items()})
 
 
-def flash_energy_pj(bits: int, node_nm: float) -> float:
+def flash_energy_pj(bits: int, node_nm: float, array_size: int = 128) -> float:
     """Comparator-bank energy of one flash conversion (without the column current)."""
     lo, hi = FLASH_BITS
     i = min(max(bits, lo), hi) - lo
-    per_level = _by_node(node_nm, {n: v[i] for n, v in FLASH_FJ_PER_LEVEL.items()})
+    xs = np.log2(FLASH_ARRAYS)
+    x = float(np.clip(math.log2(array_size), xs[0], xs[-1]))
+    per_node = {n: float(np.interp(x, xs, rows[i])) for n, rows in FLASH_FJ_PER_LEVEL.items()}
+    per_level = _by_node(node_nm, per_node)
     if bits > hi:  # beyond the record: the last recorded growth per bit
-        per_level *= (FLASH_FJ_PER_LEVEL[32.0][-1] / FLASH_FJ_PER_LEVEL[32.0][-2]) ** (bits - hi)
+        last = FLASH_FJ_PER_LEVEL[32.0]
+        per_level *= (last[-1][1] / last[-2][1]) ** (bits - hi)
     return (2**bits - 1) * per_level * 1e-3
 
 
-def flash_conversion_ns(bits: int, node_nm: float) -> float:
-    t0 = _by_node(node_nm, {n: v[0] for n, v in FLASH_NS.items()}, "time")
-    t1 = _by_node(node_nm, {n: v[1] for n, v in FLASH_NS.items()}, "time")
-    return t0 + t1 * 2**bits
+def flash_conversion_ns(bits: int, node_nm: float, array_size: int = 128) -> float:
+    lo, hi = FLASH_BITS
+    i = min(max(bits, lo), hi) - lo
+    xs = np.log2(FLASH_ARRAYS)
+    x = float(np.clip(math.log2(array_size), xs[0], xs[-1]))
+    per_node = {n: float(np.interp(x, xs, rows[i])) for n, rows in FLASH_NS.items()}
+    t = _by_node(node_nm, per_node, "time")
+    if bits > hi:  # beyond the record: the last recorded growth per bit
+        last = FLASH_NS[32.0]
+        t *= (last[-1][1] / last[-2][1]) ** (bits - hi)
+    return t
 
 
 def line_delay_ns(array_size: int, node_nm: float) -> float:
@@ -303,11 +334,12 @@ def line_delay_ns(array_size: int, node_nm: float) -> float:
 # -- areas (F² of the node; NeuroSim layout rules) --------------------------------------------
 #: SAR ADC: NeuroSim SarADC.cpp CalculateUnitArea counts (269 + 109·(b−1)) NMOS and
 #: (209 + 73·(b−1)) PMOS minimum inverters; one inverter footprint fitted to the recorded
-#: SAR areas (183.5 µm² per 3-bit ADC at 32 nm): 213 F²
-SAR_INV_F2 = 213.0
+#: SAR areas (183.48 µm² per 3-bit ADC at 32 nm): 212.8 F²
+SAR_INV_F2 = 212.8
 #: flash (MLSA + encoder) per ADC: a + c·2^b F² (NeuroSim MultilevelSenseAmp and
-#: MultilevelSAEncoder areas, fitted at 3 and 8 bits; within 10 % in between)
-FLASH_AREA_F2 = (22460.0, 2617.0)
+#: MultilevelSAEncoder areas, fitted at 3 and 8 bits, mean of 32 and 22 nm; within 10 % in
+#: between)
+FLASH_AREA_F2 = (23057.0, 2617.1)
 #: shift-and-add per column: k·(b + 2.4 + 0.75·cells per weight) F² (NeuroSim ShiftAdd)
 SHIFT_ADD_AREA_F2 = 1387.0
 #: per-column periphery besides ADC and shift-add (precharge, SL switch matrix, column

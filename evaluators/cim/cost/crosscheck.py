@@ -126,11 +126,23 @@ def compare(run: dict[str, Any]) -> Iterator[Comparison]:
         yield Comparison(run["network"], settings, quantity, mine, theirs, val, ref)
 
 
+#: a per-inference energy above this (1 mJ) is a numerical overflow in NeuroSim's output,
+#: not a chip: 2 of 864 recorded runs (cnn_wide, MLSA 7-bit, 64 arrays, 1-bit cells) print
+#: ~1e169 pJ in the MLSA term
+IMPLAUSIBLE_PJ = 1e9
+
+
+def plausible(run: dict[str, Any]) -> bool:
+    values = [v for v in run["energy_pj"].values() if isinstance(v, int | float)]
+    return all(abs(v) < IMPLAUSIBLE_PJ for v in values)
+
+
 def ok_runs(network: str | None = None, speedup: int | None = 1) -> list[dict[str, Any]]:
-    """Recorded runs NeuroSim completed (optionally one network / duplication setting)."""
+    """Recorded runs NeuroSim completed with plausible numbers (optionally one network /
+    duplication setting)."""
     out = []
     for r in load_runs()["runs"]:
-        if r.get("status") != "ok":
+        if r.get("status") != "ok" or not plausible(r):
             continue
         if network is not None and r["network"] != network:
             continue

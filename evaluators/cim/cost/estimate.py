@@ -36,6 +36,8 @@ AREA_TERMS = (
 )  # fmt: skip
 LATENCY_TERMS = ("adc", "accumulation", "buffer", "interconnect")
 
+#: arrays per tile side (2×2 PEs of 2×2 arrays; see floorplan)
+TILE_ARRAYS = 4
 #: 1T1R cell aspect (NeuroSim Param.cpp: 4 F high × 12 F wide = 48 F²); cells of other
 #: devices keep the 1:3 aspect at their own area
 CELL_ASPECT_H_OVER_W = 4.0 / 12.0
@@ -45,8 +47,8 @@ PSUM_EXTRA_BITS = 2
 #: interconnect energy per bit and mm of H-tree / bus (fJ) at the recorded nodes: NeuroSim
 #: HTree.cpp / Bus.cpp / XYBus.cpp, repeated wires at V_dd with the input toggle rate,
 #: fitted to the recorded interconnect energies over the grid
-WIRE_IN_FJ_PER_BIT_MM = {32.0: 1.96, 22.0: 1.63}
-WIRE_OUT_FJ_PER_BIT_MM = {32.0: 19.0, 22.0: 16.5}
+WIRE_IN_FJ_PER_BIT_MM = {32.0: 2.08, 22.0: 1.73}
+WIRE_OUT_FJ_PER_BIT_MM = {32.0: 20.1, 22.0: 17.5}
 #: leakage power per mm² of periphery (µW), fitted to NeuroSim's recorded tile leakage
 LEAK_UW_PER_MM2 = {32.0: 0.5, 22.0: 0.3}
 #: ReLU / requantize unit per output (fJ), NeuroSim BitShifter + max-pool, fitted
@@ -54,11 +56,12 @@ ACTIVATION_FJ = {32.0: 27.0, 22.0: 14.0}
 #: register-file buffer area per bit (µm²), NeuroSim Buffer/DFF register files, fitted
 BUFFER_UM2_PER_BIT = {32.0: 1.6, 22.0: 0.75}
 #: adder area per bit (µm²), NeuroSim AdderTree, fitted
-ADDER_UM2_PER_BIT = {32.0: 6.0, 22.0: 2.9}
+ADDER_UM2_PER_BIT = {32.0: 2.6, 22.0: 1.25}
 #: interconnect area (global X-Y bus + H-trees, NeuroSim XYBus/HTree), fitted power law
-#: exp(c)·(chip side µm)^a·(tile rows + cols)^b·(node nm)^d over the recorded runs (max
-#: error 1.31×): wider chips need longer and wider buses
-IC_AREA_FIT = (2.034, 1.544, -0.852, 0.558)
+#: exp(c)·(chip side µm)^a·(tile rows + cols)^b·(node nm)^d, our chip side against
+#: NeuroSim's recorded IC area over the three networks (max error 2.1×): wider chips need
+#: longer and wider buses
+IC_AREA_FIT = (1.872, 1.53, -0.908, 0.666)
 #: clock cycles a layer spends in buffers, on wires and in accumulation: power laws in
 #: (vectors, kept rows, kept columns, tiles, row tiles), fitted to NeuroSim's recorded
 #: per-layer latencies (max error 2.3×, 2.8×, 2.9× per layer; totals are closer)
@@ -84,6 +87,8 @@ class Floorplan:
     subarray_um2: float
     tile_um2: float
     chip_um2: float
+    #: arrays placed (all slots of every allocated tile, used or not)
+    arrays: int = 0
 
     @property
     def tiles(self) -> int:
@@ -113,7 +118,7 @@ def conversion_ns(hw: HardwareConfig) -> float:
     if hw.adc_type == "sar":
         return C.sar_conversion_ns(hw.adc_bits)
     if hw.adc_type == "flash":
-        return C.flash_conversion_ns(hw.adc_bits, hw.tech_nm)
+        return C.flash_conversion_ns(hw.adc_bits, hw.tech_nm, hw.array_size)
     return 1e9 / adc_rate_hz(hw)
 
 
@@ -132,7 +137,7 @@ def converter_energy_pj(hw: HardwareConfig) -> float:
     if hw.adc_type == "sar":
         return C.sar_energy_pj(hw.adc_bits, hw.tech_nm)
     if hw.adc_type == "flash":
-        return C.flash_energy_pj(hw.adc_bits, hw.tech_nm)
+        return C.flash_energy_pj(hw.adc_bits, hw.tech_nm, hw.array_size)
     return C.survey_energy_pj(hw.adc_bits, hw.tech_nm, adc_rate_hz(hw))
 
 
@@ -171,31 +176,53 @@ def _pow2_ceil(x: float) -> int:
 
 
 def floorplan(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -> Floorplan:
-    """Tile side = max(4 arrays, the tallest layer rounded up to a power of two)."""
-    a = hw.array_size
+    """Square tiles of 2×2 PEs of 2×2 arrays (4 arrays a side); a layer takes
+    ceil(row tiles / 4)·ceil(column tiles / 4) tiles of its own.
+
+    This is the smallest tile NeuroSim 1.4 builds (Chip.cpp ChipDesignInitialize: tile ≥ 4
+    subarrays a side, PE = half a tile), and the size it chose in 10 of the 12 recorded
+    (network, array, cell) combinations; NeuroSim searches power-of-two sides for the best
+    utilization and, for the very wide MLP layers of 1-bit cells on 128/256 arrays, took
+    tiles twice as large (docs/concepts.md, "Cost model calibration").
+    """
     layers = list(mapping.layers.values())
-    tallest = max(lm.rows_physical for lm in layers)
-    side_cells = max(4 * a, _pow2_ceil(tallest))
-    tile_arrays = side_cells // a
-    pe_arrays = max(1, tile_arrays // 2)
+    tile_arrays = TILE_ARRAYS
+    pe_arrays = tile_arrays // 2
     per_layer = [
         math.ceil(lm.row_tiles / tile_arrays) * math.ceil(lm.col_tiles / tile_arrays)
         for lm in layers
     ]
-    # layers of one group (kernel taps mapped apart, reference.py) share their tiles
-    for members in _groups(layers).values():
-        if len(members) > 1:
-            arrays = sum(layers[i].tiles for i in members)
-            shared = math.ceil(arrays / tile_arrays**2)
-            for j, i in enumerate(members):
-                per_layer[i] = shared if j == 0 else 0
-    n = sum(per_layer)
-    rows = math.ceil(math.sqrt(n))
-    cols = math.ceil(n / rows)
     cpw = max((lm.slices * lm.cols_per_weight for lm in layers), default=1)
     sub = subarray_area_um2(hw, dev, cpw)
     tile = tile_arrays**2 * sub + _tile_overhead_um2(hw, tile_arrays)
-    return Floorplan(pe_arrays, tile_arrays, per_layer, (rows, cols), sub, tile, rows * cols * tile)
+    tile_areas = [tile] * sum(per_layer)
+    arrays = sum(per_layer) * tile_arrays**2
+    # a group (kernel taps mapped apart, reference.py) is NeuroSim's novel mapping: tiles of
+    # one PE per tap (Chip.cpp TileDesignNM: ceil(rows / PE)·ceil(cols / PE) tiles), the PE
+    # as wide as the tap's columns, 2 to 4 arrays a side (what NeuroSim chose on the record)
+    for members in _groups(layers).values():
+        if len(members) < 2:
+            continue
+        first = layers[members[0]]
+        pe = min(4, max(2, _pow2_ceil(first.cols_physical) // hw.array_size))
+        nm_tiles = math.ceil(first.row_tiles / pe) * math.ceil(first.col_tiles / pe)
+        for i in members:
+            tile_areas = (
+                tile_areas[: len(tile_areas) - per_layer[i]] if per_layer[i] else tile_areas
+            )
+            arrays -= per_layer[i] * tile_arrays**2
+            per_layer[i] = 0
+        per_layer[members[0]] = nm_tiles
+        nm_arrays = len(members) * pe**2
+        nm_area = nm_arrays * sub + _tile_overhead_um2(hw, pe) * len(members) / 4
+        tile_areas += [nm_area] * nm_tiles
+        arrays += nm_tiles * nm_arrays
+    n = sum(per_layer)
+    rows = math.ceil(math.sqrt(n))
+    cols = math.ceil(n / rows)
+    # the chip is the tile grid; its empty slots (rows·cols − n) are as large as the mean tile
+    chip = sum(tile_areas) * (rows * cols) / max(n, 1)
+    return Floorplan(pe_arrays, tile_arrays, per_layer, (rows, cols), sub, tile, chip, arrays)
 
 
 def _groups(layers: list[LayerMapping]) -> dict[object, list[int]]:
@@ -307,7 +334,7 @@ def _dac_pj(hw: HardwareConfig) -> float:
 def _areas(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel, fp: Floorplan, ar: dict) -> None:
     t = hw.tech_nm
     f = t * 1e-3
-    n_arrays = fp.tiles * fp.tile_arrays**2
+    n_arrays = fp.arrays
     adcs = n_arrays * hw.array_size / hw.cols_per_adc
     cpw = max((lm.slices * lm.cols_per_weight for lm in mapping.layers.values()), default=1)
     ar["cells"] = n_arrays * hw.array_size**2 * dev.cell_area_f2 * f**2

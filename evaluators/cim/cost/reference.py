@@ -82,6 +82,8 @@ def mapping_from_record(record: MappingABC[str, Any], hw: HardwareConfig) -> Map
     convolutions and FC layers are mapped as ours are.
     """
     meta = json.loads(str(record["meta_json"])) if "meta_json" in record else []
+    if isinstance(meta, dict):  # newer records: {"layers": [...], "channels": ..., ...}
+        meta = meta.get("layers", [])
     layers: dict[str, LayerMapping] = {}
     i = 0
     while f"l{i}_w_codes" in record:
