@@ -85,6 +85,29 @@ def _section(model: type[BaseModel], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _hw_section() -> str:
+    """The ``cim`` evaluator's chip keys, from the one hardware description (hw/config.py)."""
+    from evaluators.cim.hw.config import HW_KEYS
+
+    lines = [
+        "## cim design keys: the chip (`hw.*`)",
+        "",
+        "Generated from `evaluators/cim/hw/config.py`. A space that can propose a value",
+        "outside these is refused before any store exists.",
+        "",
+        "| key | allowed | default | preset search range | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for spec in HW_KEYS.values():
+        search = spec.search().to_dict() if spec.search is not None else ""
+        default = "derived" if spec.default is None else repr(spec.default)
+        lines.append(
+            f"| `{spec.key}` | {spec.describe()} | {default} | {search} | "
+            f"{spec.doc.replace('|', '/')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def generate() -> str:
     parts = [_INTRO]
     for model, title in (
@@ -97,6 +120,7 @@ def generate() -> str:
         (HalvingSpec, "sweep.halving"),
     ):
         parts.append(_section(model, title))
+    parts.append(_hw_section())
     return "\n".join(parts)
 
 

@@ -116,11 +116,16 @@ def cim_cache(tmp_path_factory):
 def test_registered_and_options_checked(tmp_path):
     ev = create_evaluator("cim", cache_dir=str(tmp_path), **OPTIONS)
     assert isinstance(ev, CimEvaluator) and ev.name == "cim"
-    assert {"accuracy_mean", "energy_nj", "energy.adc_nj", "area.cells_mm2", "energy.interconnect_nj", "latency.adc_us"} <= set(
-        ev.metric_names()
-    )
+    assert {
+        "accuracy_mean",
+        "energy_nj",
+        "energy.adc_nj",
+        "area.cells_mm2",
+        "energy.interconnect_nj",
+        "latency.adc_us",
+    } <= set(ev.metric_names())
     with pytest.raises(
-        EvaluatorError, match="allowed: digits, mnist1d, mnist, fashion_mnist, cifar10"
+        EvaluatorError, match="allowed: digits, mnist5k, mnist1d, mnist, fashion_mnist, cifar10"
     ):
         create_evaluator("cim", dataset="svhn")
     with pytest.raises(EvaluatorError, match="mc_instances=0 must be an integer >= 1"):

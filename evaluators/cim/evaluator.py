@@ -135,8 +135,10 @@ class CimEvaluator(Evaluator):
 
     name = "cim"
     #: bump when the metrics of a design change: "2" = noise from the native streams
-    #: (native_rng), so seeded Monte-Carlo results differ from version "1"
-    version = "2"
+    #: (native_rng); "3" = the cost model of counts × prices held to DNN+NeuroSim V1.4
+    #: (cost/), hw.adc_type, seeded chips keyed by (seed, layer, instance, tile), PCM per
+    #: aihwkit, BSQ's magnitude bits, the S-DDHR family as in seed 000
+    version = "3"
 
     def __init__(
         self,

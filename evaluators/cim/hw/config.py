@@ -321,14 +321,15 @@ def check_hw_space(space: SearchSpace) -> None:
                 f"unknown hardware key {param.name!r}; allowed: "
                 + ", ".join(sorted(hw_key_names()))
             )
-        values = _param_values(param)
-        if values is None:  # a continuous range: both ends must be allowed
-            if spec.allowed() is not None:
-                raise ValueError(
-                    f"{spec.key}: a range [{param.low}, {param.high}] is invalid; allowed: "
-                    f"{spec.describe()} (use choices:)"
-                )
-            values = [param.low, param.high]
+        if isinstance(param, Int | Real) and spec.allowed() is None:
+            values = [param.low, param.high]  # a range of a ranged key: its two bounds
+        else:
+            values = _param_values(param)
+        if values is None:  # a continuous range over a key with fixed choices
+            raise ValueError(
+                f"{spec.key}: a range [{param.low}, {param.high}] is invalid; allowed: "
+                f"{spec.describe()} (use choices:)"
+            )
         for v in values:
             spec.check(v)
     _check_cell_bits(space)
