@@ -477,7 +477,7 @@ def breakdown_bars(
 def _part_name(column: str) -> str:
     """``energy.adc_nj`` → ``adc``; ``area.array_mm2`` → ``array``."""
     part = column.split(".", 1)[1] if "." in column else column
-    for suffix in ("_nj", "_mm2", "_pj", "_uj", "_um2"):
+    for suffix in ("_nj", "_mm2", "_pj", "_uj", "_um2", "_us"):
         if part.endswith(suffix):
             return part[: -len(suffix)]
     return part

@@ -33,7 +33,13 @@ from dse.store import META_COLUMNS
 
 __all__ = ["ReportError", "write_report", "report_from_store", "META_COLUMNS"]
 
-_BREAKDOWNS = (("energy", "_nj", "Energy per inference", "nJ"), ("area", "_mm2", "Area", "mm²"))
+_BREAKDOWNS = (
+    ("energy", "_nj", "Energy per inference", "nJ"),
+    ("area", "_mm2", "Area", "mm²"),
+    ("latency", "_us", "Latency per inference (layer by layer)", "µs"),
+)
+#: breakdown-named metrics that are another total, not a part of the stack
+_NOT_PARTS = frozenset({"latency.pipelined_us"})
 _VECTOR_ELEMENT = re.compile(r"^(?P<base>.+)_(?P<i>\d+)$")
 
 
@@ -189,6 +195,7 @@ def _breakdown_columns(frame: pd.DataFrame) -> dict[str, tuple[list[str], str]]:
             for c in frame.columns
             if c.startswith(prefix + ".")
             and c.endswith(suffix)
+            and c not in _NOT_PARTS
             and pd.to_numeric(frame[c], errors="coerce").notna().any()
         ]
         if cols:
@@ -354,9 +361,9 @@ def _build_figures(ctx: _Context) -> None:
         ctx.figures.append(
             _Figure(
                 "breakdown",
-                "Energy and area breakdown of chosen designs",
-                "Stacked by part, from the evaluator's energy.*_nj and area.*_mm2 metrics; "
-                "totals on top.",
+                "Energy, area and latency breakdown of chosen designs",
+                "Stacked by part, from the evaluator's energy.*_nj, area.*_mm2 and "
+                "latency.*_us metrics; totals on top.",
                 plots.breakdown_bars(rows, [c.label for c in ctx.chosen], groups),
             )
         )

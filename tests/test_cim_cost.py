@@ -1,13 +1,11 @@
 """Cost model: calibration against published points and monotonic trends."""
 
-from dataclasses import replace
-
 import pytest
 import torch
 from torch import nn
 
-from evaluators.cim.cost import estimate_cost, yan_vlsi2019_config
 from evaluators.cim.cost import components as C
+from evaluators.cim.cost import estimate_cost, yan_vlsi2019_config
 from evaluators.cim.layers import CrossbarLinear
 from evaluators.cim.mapping import HardwareConfig, Mapping
 

@@ -13,8 +13,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from pymoo.core.variable import Choice, Integer
 from pymoo.core.variable import Real as PReal
 
-from search_spaces import Categorical, Fixed, Int, Real, SearchSpace
 from evaluators.cim.space import cim_space
+from search_spaces import Categorical, Fixed, Int, Real, SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -30,11 +30,11 @@ Conventions (checked against NeuroSim's code):
   ``numInVector``), so NetWork.csv gives the *padded* IFM size (8+2=10 for a 3x3 pad-1 conv
   on 8x8) so that it processes all 64 output positions we record.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,9 @@ EVAL_KW = dict(dataset="digits", epochs=8, mc_instances=1, seed=0, cache_dir="/t
 #: C1 >= 29) whose PE size 2^ceil(log2(C_out*ceil(8/cellBit))) >= 2*numRowSubArray (256 rows, 4-bit cells: C2*2 > 256:
 #: C2 >= 129).  (28, 129) and (29, 128) are rejected at 256/4-bit.
 WIDE_CHANNELS = (29, 129)
-WIDE_TRAIN = dict(method="ideal", epochs=8, seed=0, batch_size=64)  # = what CimEvaluator(**EVAL_KW) uses for the others
+WIDE_TRAIN = dict(
+    method="ideal", epochs=8, seed=0, batch_size=64
+)  # = what CimEvaluator(**EVAL_KW) uses for the others
 IN_BITS = 8
 W_BITS = 8
 
@@ -105,7 +107,9 @@ def input_codes(rows: np.ndarray, x_fs: float) -> np.ndarray:
 def bit_planes(codes: np.ndarray) -> np.ndarray:
     """(M, K) uint8 codes -> (K, M*8) 0/1 matrix, position-major, MSB first."""
     m, k = codes.shape
-    planes = np.stack([(codes >> (IN_BITS - 1 - b)) & 1 for b in range(IN_BITS)], axis=-1)  # (M,K,8)
+    planes = np.stack(
+        [(codes >> (IN_BITS - 1 - b)) & 1 for b in range(IN_BITS)], axis=-1
+    )  # (M,K,8)
     return planes.transpose(1, 0, 2).reshape(k, m * IN_BITS).astype(np.uint8)
 
 
@@ -116,7 +120,9 @@ def train_wide(ev: CimEvaluator):
 
     data = ev.data()
     torch.manual_seed(WIDE_TRAIN["seed"])
-    net = cnn(input_shape=tuple(data.input_shape), num_classes=data.num_classes, channels=WIDE_CHANNELS)
+    net = cnn(
+        input_shape=tuple(data.input_shape), num_classes=data.num_classes, channels=WIDE_CHANNELS
+    )
     cache = Path(EVAL_KW["cache_dir"]) / "cnn_wide_{}_{}.pt".format(*WIDE_CHANNELS)
     if cache.exists():
         blob = torch.load(cache)
@@ -129,10 +135,14 @@ def train_wide(ev: CimEvaluator):
     net.eval()
     with torch.no_grad():
         acc = float((net(data.test_x).argmax(1) == data.test_y).float().mean())
-    info = dict(channels=list(WIDE_CHANNELS), train_config=WIDE_TRAIN, test_accuracy=acc,
-                train_metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
-                model="evaluators.cim.models.cnn(input_shape=(1,8,8), num_classes=10, channels={})".format(WIDE_CHANNELS),
-                data="CimEvaluator(dataset='digits', seed=0).data(): 1437 train / 360 test")
+    info = dict(
+        channels=list(WIDE_CHANNELS),
+        train_config=WIDE_TRAIN,
+        test_accuracy=acc,
+        train_metrics={k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+        model=f"evaluators.cim.models.cnn(input_shape=(1,8,8), num_classes=10, channels={WIDE_CHANNELS})",
+        data="CimEvaluator(dataset='digits', seed=0).data(): 1437 train / 360 test",
+    )
     return net, info
 
 
@@ -171,17 +181,41 @@ def export(net: str, out_dir: Path, ev: CimEvaluator) -> dict:
             s = layer.stride[0]
             pool = int(_pooled_after(model, layer))
             row = [h + 2 * ph, wi + 2 * pw, c, kh, kw, n, pool, s]
-            geom = dict(kind="conv", ifm_h=h, ifm_w=wi, ifm_c=c, k_h=kh, k_w=kw, ofm_c=n,
-                        pad=ph, stride=s, pool_after=pool, positions=rows.shape[0])
+            geom = dict(
+                kind="conv",
+                ifm_h=h,
+                ifm_w=wi,
+                ifm_c=c,
+                k_h=kh,
+                k_w=kw,
+                ofm_c=n,
+                pad=ph,
+                stride=s,
+                pool_after=pool,
+                positions=rows.shape[0],
+            )
         else:
             row = [1, 1, k, 1, 1, n, 0, 1]
-            geom = dict(kind="fc", ifm_h=1, ifm_w=1, ifm_c=k, k_h=1, k_w=1, ofm_c=n,
-                        pad=0, stride=1, pool_after=0, positions=rows.shape[0])
+            geom = dict(
+                kind="fc",
+                ifm_h=1,
+                ifm_w=1,
+                ifm_c=k,
+                k_h=1,
+                k_w=1,
+                ofm_c=n,
+                pad=0,
+                stride=1,
+                pool_after=0,
+                positions=rows.shape[0],
+            )
         assert rows.shape[1] == k
         net_rows.append(row)
-        np.savetxt(wd / f"weight{i+1}.csv", wc.astype(np.float64) / 128.0, delimiter=",", fmt="%.7f")
-        np.savetxt(wd / f"input{i+1}.csv", bit_planes(codes), delimiter=",", fmt="%d")
-        args += [f"weight{i+1}.csv", f"input{i+1}.csv"]
+        np.savetxt(
+            wd / f"weight{i + 1}.csv", wc.astype(np.float64) / 128.0, delimiter=",", fmt="%.7f"
+        )
+        np.savetxt(wd / f"input{i + 1}.csv", bit_planes(codes), delimiter=",", fmt="%d")
+        args += [f"weight{i + 1}.csv", f"input{i + 1}.csv"]
         b = layer.bias_vector()
         p = f"l{i}_"
         rec[p + "w_codes"] = wc
@@ -198,7 +232,11 @@ def export(net: str, out_dir: Path, ev: CimEvaluator) -> dict:
         rec["logits"] = model(image).numpy().astype(np.float32)
     DATA.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(DATA / f"{net}_digits.npz", **rec)
-    return dict(network=net, layers=meta, accuracy=getattr(trained, "metrics", None) if extra is None else extra)
+    return dict(
+        network=net,
+        layers=meta,
+        accuracy=getattr(trained, "metrics", None) if extra is None else extra,
+    )
 
 
 def main() -> None:

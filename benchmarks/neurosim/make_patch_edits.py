@@ -1,47 +1,75 @@
 """Edits that produce tests/data/neurosim/instrumentation.patch from pristine NeuroSIM (run in NeuroSIM/)."""
+
+
 def edit(fn, old, new, count=1):
-    s = open(fn, newline='').read()
-    if '\r\n' in s:
-        old, new = old.replace('\n', '\r\n'), new.replace('\n', '\r\n')
+    s = open(fn, newline="").read()
+    if "\r\n" in s:
+        old, new = old.replace("\n", "\r\n"), new.replace("\n", "\r\n")
     n = s.count(old)
     assert n == count, (fn, old[:70], n)
-    open(fn, 'w', newline='').write(s.replace(old, new))
+    open(fn, "w", newline="").write(s.replace(old, new))
 
-edit('Param.h', 'class Param {\npublic:\n\tParam();\n',
- 'class Param {\npublic:\n\tParam();\n'
- '\t// cim-dse instrumentation: per-term accumulators (J, counts), reset/printed by main.cpp per layer\n'
- '\tdouble nsx[32];\n')
-edit('Param.h', 'class Param {', '''// cim-dse instrumentation indices into Param::nsx
+
+edit(
+    "Param.h",
+    "class Param {\npublic:\n\tParam();\n",
+    "class Param {\npublic:\n\tParam();\n"
+    "\t// cim-dse instrumentation: per-term accumulators (J, counts), reset/printed by main.cpp per layer\n"
+    "\tdouble nsx[32];\n",
+)
+edit(
+    "Param.h",
+    "class Param {",
+    """// cim-dse instrumentation indices into Param::nsx
 enum { NSX_ARRAY=0, NSX_ADC, NSX_ADC_CELL, NSX_ADC_COLUMN, NSX_ADC_ENCODER, NSX_WL, NSX_MUX, NSX_SHIFTADD, NSX_ADDER, NSX_DFF,
        NSX_NCONV, NSX_NSUBARRAY_READ, NSX_ADDERTREE_E, NSX_ADDERTREE_N, NSX_BUFFER_E, NSX_BUFFER_BITS, NSX_HTREE_E, NSX_HTREE_BITS,
        NSX_BUS_E, NSX_BUS_BITS, NSX_XYBUS_E, NSX_XYBUS_BITS, NSX_ADC_BIAS, NSX_N };
-class Param {''')
-edit('Param.cpp', 'Param::Param() {\n', '''static double ns_env(const char *name, double def) {   // cim-dse: read a swept setting from the environment
+class Param {""",
+)
+edit(
+    "Param.cpp",
+    "Param::Param() {\n",
+    """static double ns_env(const char *name, double def) {   // cim-dse: read a swept setting from the environment
 	const char *v = getenv(name);
 	return (v && *v) ? atof(v) : def;
 }
 
 Param::Param() {
 	for (int i = 0; i < 32; i++) nsx[i] = 0;
-''')
-edit('Param.cpp', '\tmemcelltype = 1;', '\tmemcelltype = (int) ns_env("NS_MEMCELLTYPE", 1);')
-edit('Param.cpp', '\taccesstype = 1;', '\taccesstype = (int) ns_env("NS_ACCESSTYPE", 1);')
-edit('Param.cpp', '\tSARADC = false;', '\tSARADC = ns_env("NS_SARADC", 0) != 0;')
-edit('Param.cpp', '\ttechnode = 22;', '\ttechnode = (int) ns_env("NS_TECHNODE", 22);')
-edit('Param.cpp', '\tnumColSubArray = 128;', '\tnumColSubArray = (int) ns_env("NS_NUMCOLSUBARRAY", 128);')
-edit('Param.cpp', '\tnumColMuxed = 8;', '\tnumColMuxed = (int) ns_env("NS_COLMUX", 8);')
-edit('Param.cpp', '\tlevelOutput = 32;', '\tlevelOutput = (int) pow(2, ns_env("NS_ADC_BITS", 5));')
-edit('Param.cpp', '\tcellBit = 1;                        // precision of memory device',
-     '\tcellBit = (int) ns_env("NS_CELLBIT", 1);                        // precision of memory device')
+""",
+)
+edit("Param.cpp", "\tmemcelltype = 1;", '\tmemcelltype = (int) ns_env("NS_MEMCELLTYPE", 1);')
+edit("Param.cpp", "\taccesstype = 1;", '\taccesstype = (int) ns_env("NS_ACCESSTYPE", 1);')
+edit("Param.cpp", "\tSARADC = false;", '\tSARADC = ns_env("NS_SARADC", 0) != 0;')
+edit("Param.cpp", "\ttechnode = 22;", '\ttechnode = (int) ns_env("NS_TECHNODE", 22);')
+edit(
+    "Param.cpp",
+    "\tnumColSubArray = 128;",
+    '\tnumColSubArray = (int) ns_env("NS_NUMCOLSUBARRAY", 128);',
+)
+edit("Param.cpp", "\tnumColMuxed = 8;", '\tnumColMuxed = (int) ns_env("NS_COLMUX", 8);')
+edit("Param.cpp", "\tlevelOutput = 32;", '\tlevelOutput = (int) pow(2, ns_env("NS_ADC_BITS", 5));')
+edit(
+    "Param.cpp",
+    "\tcellBit = 1;                        // precision of memory device",
+    '\tcellBit = (int) ns_env("NS_CELLBIT", 1);                        // precision of memory device',
+)
 
-edit('SarADC.h', '    int levelOutput;', '    int levelOutput;\n    double readDynamicEnergyBias;  // cim-dse: part of readDynamicEnergy without column (cell) current')
-edit('SarADC.cpp', '''		readDynamicEnergy = 0;
+edit(
+    "SarADC.h",
+    "    int levelOutput;",
+    "    int levelOutput;\n    double readDynamicEnergyBias;  // cim-dse: part of readDynamicEnergy without column (cell) current",
+)
+edit(
+    "SarADC.cpp",
+    """		readDynamicEnergy = 0;
 		for (double i=0; i<columnResistance.size(); i++) {
 			double E_Col = 0;
 			E_Col = GetColumnPower(columnResistance[i]);
 			readDynamicEnergy += E_Col;
 		}
-		readDynamicEnergy *= numRead;''', '''		readDynamicEnergy = 0;
+		readDynamicEnergy *= numRead;""",
+    """		readDynamicEnergy = 0;
 		readDynamicEnergyBias = 0;
 		for (double i=0; i<columnResistance.size(); i++) {
 			double E_Col = 0;
@@ -52,34 +80,56 @@ edit('SarADC.cpp', '''		readDynamicEnergy = 0;
 			else readDynamicEnergyBias += E_Col;
 		}
 		readDynamicEnergy *= numRead;
-		readDynamicEnergyBias *= numRead;''')
-edit('MultilevelSenseAmp.h', '    int levelOutput;', '    int levelOutput;\n    double readDynamicEnergyColumn;  // cim-dse: sum of P_Col*LatencyCol (column/ref current part)')
-edit('MultilevelSenseAmp.cpp', '''		leakage = 0;
+		readDynamicEnergyBias *= numRead;""",
+)
+edit(
+    "MultilevelSenseAmp.h",
+    "    int levelOutput;",
+    "    int levelOutput;\n    double readDynamicEnergyColumn;  // cim-dse: sum of P_Col*LatencyCol (column/ref current part)",
+)
+edit(
+    "MultilevelSenseAmp.cpp",
+    """		leakage = 0;
 		readDynamicEnergy = 0;
 		
-		double LatencyCol = 0;''', '''		leakage = 0;
+		double LatencyCol = 0;""",
+    """		leakage = 0;
 		readDynamicEnergy = 0;
 		readDynamicEnergyColumn = 0;
 		
-		double LatencyCol = 0;''')
-edit('MultilevelSenseAmp.cpp', '					readDynamicEnergy += MAX(P_Col*LatencyCol, 0);',
-     '					readDynamicEnergy += MAX(P_Col*LatencyCol, 0);\n					readDynamicEnergyColumn += MAX(P_Col*LatencyCol, 0);')
-edit('MultilevelSenseAmp.cpp', '					readDynamicEnergy += MAX(P_Col*1e-9, 0);',
-     '					readDynamicEnergy += MAX(P_Col*1e-9, 0);\n					readDynamicEnergyColumn += MAX(P_Col*1e-9, 0);')
-edit('MultilevelSenseAmp.cpp', '''		readDynamicEnergy *= numRead;
+		double LatencyCol = 0;""",
+)
+edit(
+    "MultilevelSenseAmp.cpp",
+    "					readDynamicEnergy += MAX(P_Col*LatencyCol, 0);",
+    "					readDynamicEnergy += MAX(P_Col*LatencyCol, 0);\n					readDynamicEnergyColumn += MAX(P_Col*LatencyCol, 0);",
+)
+edit(
+    "MultilevelSenseAmp.cpp",
+    "					readDynamicEnergy += MAX(P_Col*1e-9, 0);",
+    "					readDynamicEnergy += MAX(P_Col*1e-9, 0);\n					readDynamicEnergyColumn += MAX(P_Col*1e-9, 0);",
+)
+edit(
+    "MultilevelSenseAmp.cpp",
+    """		readDynamicEnergy *= numRead;
 
 	}
 } 
 
-void MultilevelSenseAmp::PrintProperty''', '''		readDynamicEnergy *= numRead;
+void MultilevelSenseAmp::PrintProperty""",
+    """		readDynamicEnergy *= numRead;
 		readDynamicEnergyColumn *= numRead;
 
 	}
 } 
 
-void MultilevelSenseAmp::PrintProperty''')
-edit('SubArray.cpp', '''				readDynamicEnergyOther = wlNewSwitchMatrix.readDynamicEnergy + wlSwitchMatrix.readDynamicEnergy + ((numColMuxed > 1)==true? (mux.readDynamicEnergy + muxDecoder.readDynamicEnergy):0);
-				''', '''				readDynamicEnergyOther = wlNewSwitchMatrix.readDynamicEnergy + wlSwitchMatrix.readDynamicEnergy + ((numColMuxed > 1)==true? (mux.readDynamicEnergy + muxDecoder.readDynamicEnergy):0);
+void MultilevelSenseAmp::PrintProperty""",
+)
+edit(
+    "SubArray.cpp",
+    """				readDynamicEnergyOther = wlNewSwitchMatrix.readDynamicEnergy + wlSwitchMatrix.readDynamicEnergy + ((numColMuxed > 1)==true? (mux.readDynamicEnergy + muxDecoder.readDynamicEnergy):0);
+				""",
+    """				readDynamicEnergyOther = wlNewSwitchMatrix.readDynamicEnergy + wlSwitchMatrix.readDynamicEnergy + ((numColMuxed > 1)==true? (mux.readDynamicEnergy + muxDecoder.readDynamicEnergy):0);
 				// cim-dse instrumentation (read-only copies of the terms summed above)
 				param->nsx[NSX_ARRAY] += readDynamicEnergyArray;
 				param->nsx[NSX_ADC] += multilevelSenseAmp.readDynamicEnergy + multilevelSAEncoder.readDynamicEnergy + sarADC.readDynamicEnergy;
@@ -92,38 +142,59 @@ edit('SubArray.cpp', '''				readDynamicEnergyOther = wlNewSwitchMatrix.readDynam
 				param->nsx[NSX_DFF] += dff.readDynamicEnergy;
 				param->nsx[NSX_NCONV] += columnResistance.size() * numAdd;
 				param->nsx[NSX_NSUBARRAY_READ] += 1;
-				''')
-edit('AdderTree.cpp', '''		readDynamicEnergy *= numAdderTree;	
+				""",
+)
+edit(
+    "AdderTree.cpp",
+    """		readDynamicEnergy *= numAdderTree;	
 		readDynamicEnergy *= numRead;
-		leakage *= numAdderTree;''', '''		readDynamicEnergy *= numAdderTree;	
+		leakage *= numAdderTree;""",
+    """		readDynamicEnergy *= numAdderTree;	
 		readDynamicEnergy *= numRead;
 		leakage *= numAdderTree;
 		param->nsx[NSX_ADDERTREE_E] += readDynamicEnergy;   // cim-dse
-		param->nsx[NSX_ADDERTREE_N] += numRead * numAdderTree * ((numUnitAdd ? numUnitAdd : numSubcoreRow) - 1);  // operand additions''')
-edit('Buffer.cpp', '''		readDynamicEnergy = avgBitReadDynamicEnergy*numAccessBitRead*numRead;
-		writeDynamicEnergy = avgBitWriteDynamicEnergy*numAccessBitWrite*numWrite;''', '''		readDynamicEnergy = avgBitReadDynamicEnergy*numAccessBitRead*numRead;
+		param->nsx[NSX_ADDERTREE_N] += numRead * numAdderTree * ((numUnitAdd ? numUnitAdd : numSubcoreRow) - 1);  // operand additions""",
+)
+edit(
+    "Buffer.cpp",
+    """		readDynamicEnergy = avgBitReadDynamicEnergy*numAccessBitRead*numRead;
+		writeDynamicEnergy = avgBitWriteDynamicEnergy*numAccessBitWrite*numWrite;""",
+    """		readDynamicEnergy = avgBitReadDynamicEnergy*numAccessBitRead*numRead;
 		writeDynamicEnergy = avgBitWriteDynamicEnergy*numAccessBitWrite*numWrite;
 		param->nsx[NSX_BUFFER_E] += readDynamicEnergy + writeDynamicEnergy;   // cim-dse
-		param->nsx[NSX_BUFFER_BITS] += numAccessBitRead*numRead + numAccessBitWrite*numWrite;''')
-edit('Bus.cpp', '		readDynamicEnergy *= numBitAccess*numRead;',
-     '		readDynamicEnergy *= numBitAccess*numRead;\n		param->nsx[NSX_BUS_E] += readDynamicEnergy; param->nsx[NSX_BUS_BITS] += numBitAccess*numRead;   // cim-dse')
-edit('HTree.cpp', '''			readDynamicEnergy *= numBitAccess;
+		param->nsx[NSX_BUFFER_BITS] += numAccessBitRead*numRead + numAccessBitWrite*numWrite;""",
+)
+edit(
+    "Bus.cpp",
+    "		readDynamicEnergy *= numBitAccess*numRead;",
+    "		readDynamicEnergy *= numBitAccess*numRead;\n		param->nsx[NSX_BUS_E] += readDynamicEnergy; param->nsx[NSX_BUS_BITS] += numBitAccess*numRead;   // cim-dse",
+)
+edit(
+    "HTree.cpp",
+    """			readDynamicEnergy *= numBitAccess;
 		}
 		readDynamicEnergy *= numRead;
 	}
-}''', '''			readDynamicEnergy *= numBitAccess;
+}""",
+    """			readDynamicEnergy *= numBitAccess;
 		}
 		readDynamicEnergy *= numRead;
 		param->nsx[NSX_HTREE_E] += readDynamicEnergy; param->nsx[NSX_HTREE_BITS] += numBitAccess*numRead;   // cim-dse
 	}
-}''')
-edit('XYBus.cpp', '		readDynamicEnergy = readDynamicEnergyInput * numBitInput + readDynamicEnergyOutput * numBitOutput;',
-     '		readDynamicEnergy = readDynamicEnergyInput * numBitInput + readDynamicEnergyOutput * numBitOutput;\n'
-     '		param->nsx[NSX_XYBUS_E] += readDynamicEnergy; param->nsx[NSX_XYBUS_BITS] += numBitInput + numBitOutput;   // cim-dse')
+}""",
+)
+edit(
+    "XYBus.cpp",
+    "		readDynamicEnergy = readDynamicEnergyInput * numBitInput + readDynamicEnergyOutput * numBitOutput;",
+    "		readDynamicEnergy = readDynamicEnergyInput * numBitInput + readDynamicEnergyOutput * numBitOutput;\n"
+    "		param->nsx[NSX_XYBUS_E] += readDynamicEnergy; param->nsx[NSX_XYBUS_BITS] += numBitInput + numBitOutput;   // cim-dse",
+)
 
 # ---- main.cpp: print the accumulators per layer, unit areas/latencies of the building blocks
-edit('main.cpp', 'vector<vector<double> > getNetStructure(const string &inputfile);\n',
-'''vector<vector<double> > getNetStructure(const string &inputfile);
+edit(
+    "main.cpp",
+    "vector<vector<double> > getNetStructure(const string &inputfile);\n",
+    """vector<vector<double> > getNetStructure(const string &inputfile);
 
 // cim-dse instrumentation: building blocks defined in Tile.cpp / ProcessingUnit.cpp / Chip.cpp
 extern SubArray *subArrayInPE;
@@ -142,9 +213,13 @@ static void ns_dump(int layer) {
 	for (int k = 0; k < NSX_N; k++) { cout << "NSX layer" << layer+1 << " " << NSX_NAMES[k] << " " << param->nsx[k] << endl; param->nsx[k] = 0; }
 }
 static void ns_area(const char *name, double a) { cout << "NSA " << name << " " << a*1e12 << endl; }
-''')
-edit('main.cpp', '''    cout << "-------------------------------------- Hardware Performance --------------------------------------" <<  endl;  
-''', '''    // cim-dse: unit latencies of the last subarray evaluated in the clock pass, then reset the accumulators
+""",
+)
+edit(
+    "main.cpp",
+    """    cout << "-------------------------------------- Hardware Performance --------------------------------------" <<  endl;  
+""",
+    """    // cim-dse: unit latencies of the last subarray evaluated in the clock pass, then reset the accumulators
     cout << "NSL sarADC_s " << subArrayInPE->sarADC.readLatency << endl;
     cout << "NSL multilevelSenseAmp_s " << subArrayInPE->multilevelSenseAmp.readLatency << endl;
     cout << "NSL multilevelSAEncoder_s " << subArrayInPE->multilevelSAEncoder.readLatency << endl;
@@ -156,12 +231,20 @@ edit('main.cpp', '''    cout << "-------------------------------------- Hardware
     cout << "NSL clkPeriod_s " << clkPeriod << endl;
     for (int k = 0; k < NSX_N; k++) param->nsx[k] = 0;
     cout << "-------------------------------------- Hardware Performance --------------------------------------" <<  endl;  
-''')
-edit('main.cpp', '''&coreEnergyADC, &coreEnergyAccum, &coreEnergyOther, false, &layerclkPeriod);''',
-     '''&coreEnergyADC, &coreEnergyAccum, &coreEnergyOther, false, &layerclkPeriod);
-            ns_dump(i);''', count=2)
-edit('main.cpp', '''    chipAreaArray = chipAreaResults[5];
-''', '''    chipAreaArray = chipAreaResults[5];
+""",
+)
+edit(
+    "main.cpp",
+    """&coreEnergyADC, &coreEnergyAccum, &coreEnergyOther, false, &layerclkPeriod);""",
+    """&coreEnergyADC, &coreEnergyAccum, &coreEnergyOther, false, &layerclkPeriod);
+            ns_dump(i);""",
+    count=2,
+)
+edit(
+    "main.cpp",
+    """    chipAreaArray = chipAreaResults[5];
+""",
+    """    chipAreaArray = chipAreaResults[5];
 
     // cim-dse: unit areas (um^2) of the building blocks; chip totals = unit x count (see FloorPlan)
     cout << "NSF numTileRow " << numTileRow << endl << "NSF numTileCol " << numTileCol << endl;
@@ -199,37 +282,63 @@ edit('main.cpp', '''    chipAreaArray = chipAreaResults[5];
     ns_area("chip_GBus", param->globalBusType ? 0 : GBus->area); ns_area("chip_GhTree", param->globalBusType ? GhTree->area : 0);
     ns_area("chip_Gaccumulation", Gaccumulation->area); ns_area("chip_maxPool", maxPool->area); ns_area("chip_GreLu", GreLu->area);
     cout << "NSU buffer_avgBitRead_J " << globalBuffer->avgBitReadDynamicEnergy << endl;
-''')
-edit('main.cpp', '#include "SubArray.h"\n', '#include "SubArray.h"\n#include "MaxPooling.h"\n#include "BitShifter.h"\n#include "AdderTree.h"\n#include "Buffer.h"\n#include "HTree.h"\n#include "XYBus.h"\n#include "Bus.h"\n#include "DFF.h"\n')
-edit('main.cpp', '    ns_area("subarray", subArrayInPE->usedArea > 0 ? subArrayInPE->usedArea : subArrayInPE->area);\n', '')
-edit('Param.cpp', '\tpipeline = true; ', '\tpipeline = ns_env("NS_PIPELINE", 1) != 0; ')
-edit('Param.cpp', '\tnovelMapping = true; ', '\tnovelMapping = ns_env("NS_NOVELMAPPING", 1) != 0; ')
+""",
+)
+edit(
+    "main.cpp",
+    '#include "SubArray.h"\n',
+    '#include "SubArray.h"\n#include "MaxPooling.h"\n#include "BitShifter.h"\n#include "AdderTree.h"\n#include "Buffer.h"\n#include "HTree.h"\n#include "XYBus.h"\n#include "Bus.h"\n#include "DFF.h"\n',
+)
+edit(
+    "main.cpp",
+    '    ns_area("subarray", subArrayInPE->usedArea > 0 ? subArrayInPE->usedArea : subArrayInPE->area);\n',
+    "",
+)
+edit("Param.cpp", "\tpipeline = true; ", '\tpipeline = ns_env("NS_PIPELINE", 1) != 0; ')
+edit("Param.cpp", "\tnovelMapping = true; ", '\tnovelMapping = ns_env("NS_NOVELMAPPING", 1) != 0; ')
 
 # ---- duplication knobs (no-duplication variant of the grid)
 # NS_SPEEDUP -> speedUpDegree (stock 8). Note: Chip.cpp ChipDesignInitialize clamps it to int(maxIFM/minIFM over conv
 # layers), which is 1 for all our nets (MLP: no conv; CNNs: 10/6), so it alone changes nothing here.
-edit('Param.cpp', '\tspeedUpDegree = 8; ', '\tspeedUpDegree = (int) ns_env("NS_SPEEDUP", 8); ')
+edit("Param.cpp", "\tspeedUpDegree = 8; ", '\tspeedUpDegree = (int) ns_env("NS_SPEEDUP", 8); ')
 # NS_DUPLICATION=0 -> Chip.cpp PEDesign / SubArrayDup report 1 copy per layer (stock: copies of a small layer fill the
 # idle PEs of its tile / subarrays of its PE, and Tile/PE latency is divided by the copy count). The floorplan
 # (PE/tile size choice, which uses the duplicated totals for its utilisation score) is left exactly as stock.
-edit('Param.h', '\tdouble nsx[32];\n', '\tdouble nsx[32];\n\tint nsDuplication;   // cim-dse: 0 = no PE/subarray weight duplication (NS_DUPLICATION, default 1 = stock)\n')
-edit('Param.cpp', '\tfor (int i = 0; i < 32; i++) nsx[i] = 0;\n',
-     '\tfor (int i = 0; i < 32; i++) nsx[i] = 0;\n\tnsDuplication = (int) ns_env("NS_DUPLICATION", 1);\n')
-edit('Chip.cpp', '\t\tpeDupRow.push_back(actualDupRow);\n',
-     '\t\tif (!param->nsDuplication) { actualDupRow = 1; actualDupCol = 1; }   // cim-dse: no duplication (after the utilisation sum)\n\t\tpeDupRow.push_back(actualDupRow);\n')
-edit('Chip.cpp', '\t\tsubArrayDupRow.push_back(actualDupRow);\n',
-     '\t\tif (!param->nsDuplication) { actualDupRow = 1; actualDupCol = 1; }   // cim-dse: no duplication\n\t\tsubArrayDupRow.push_back(actualDupRow);\n')
+edit(
+    "Param.h",
+    "\tdouble nsx[32];\n",
+    "\tdouble nsx[32];\n\tint nsDuplication;   // cim-dse: 0 = no PE/subarray weight duplication (NS_DUPLICATION, default 1 = stock)\n",
+)
+edit(
+    "Param.cpp",
+    "\tfor (int i = 0; i < 32; i++) nsx[i] = 0;\n",
+    '\tfor (int i = 0; i < 32; i++) nsx[i] = 0;\n\tnsDuplication = (int) ns_env("NS_DUPLICATION", 1);\n',
+)
+edit(
+    "Chip.cpp",
+    "\t\tpeDupRow.push_back(actualDupRow);\n",
+    "\t\tif (!param->nsDuplication) { actualDupRow = 1; actualDupCol = 1; }   // cim-dse: no duplication (after the utilisation sum)\n\t\tpeDupRow.push_back(actualDupRow);\n",
+)
+edit(
+    "Chip.cpp",
+    "\t\tsubArrayDupRow.push_back(actualDupRow);\n",
+    "\t\tif (!param->nsDuplication) { actualDupRow = 1; actualDupCol = 1; }   // cim-dse: no duplication\n\t\tsubArrayDupRow.push_back(actualDupRow);\n",
+)
 # Tile.cpp conventional-mapping "no duplication" branch: the stock loop over the numPE x numPE PE slots adds the
 # PE energies (read, buffer, IC, core*) OUTSIDE the "slot holds weights" test, so every empty slot re-adds the last
 # computed PE's energy. Stock never reaches it with empty slots for our small layers (they take the duplication
 # branch); with NS_DUPLICATION=0 they do, so in that mode empty slots are skipped (stock behaviour unchanged otherwise).
-edit('Tile.cpp', '''											&peLatencyADC, &peLatencyAccum, &peLatencyOther, &peEnergyADC, &peEnergyAccum, &peEnergyOther, CalculateclkFreq, clkPeriod);
+edit(
+    "Tile.cpp",
+    """											&peLatencyADC, &peLatencyAccum, &peLatencyOther, &peEnergyADC, &peEnergyAccum, &peEnergyOther, CalculateclkFreq, clkPeriod);
 
 					}
 					*readLatency = max(PEreadLatency, (*readLatency));
-''', '''											&peLatencyADC, &peLatencyAccum, &peLatencyOther, &peEnergyADC, &peEnergyAccum, &peEnergyOther, CalculateclkFreq, clkPeriod);
+""",
+    """											&peLatencyADC, &peLatencyAccum, &peLatencyOther, &peEnergyADC, &peEnergyAccum, &peEnergyOther, CalculateclkFreq, clkPeriod);
 
 					}
 					if (!param->nsDuplication && !((i*peSize < weightMatrixRow) && (j*peSize < weightMatrixCol))) continue;   // cim-dse: empty PE slot adds nothing
 					*readLatency = max(PEreadLatency, (*readLatency));
-''')
+""",
+)

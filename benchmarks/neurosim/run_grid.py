@@ -18,6 +18,7 @@ NS_DUPLICATION (0: no PE/subarray weight duplication).
 Each grid point is run twice: pipelined (NeuroSim's default, the main record) and
 layer-by-layer (NS_PIPELINE=0, its chip summary kept under ``layer_by_layer``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,7 +47,10 @@ FIXED = dict(weight_bits=8, input_bits=8, cols_per_adc=8)
 # speedup_degree -> extra settings. 8 = stock (speedUpDegree 8, which Chip.cpp clamps to int(maxIFM/minIFM) = 1 for
 # our nets, plus the PE/subarray duplication that fills a small layer's idle PEs/subarrays with copies);
 # 1 = speedUpDegree 1 and NS_DUPLICATION=0: every layer exactly once (tiles = the layer's own need, speed-up 1).
-VARIANTS = {8: dict(speedup_degree=8, weight_duplication=True), 1: dict(speedup_degree=1, weight_duplication=False)}
+VARIANTS = {
+    8: dict(speedup_degree=8, weight_duplication=True),
+    1: dict(speedup_degree=1, weight_duplication=False),
+}
 # RRAM (memcelltype 2) with 1T1R access (accesstype 1); NeuroSim's Param.cpp default is SRAM.
 BASE_ENV = dict(NS_MEMCELLTYPE="2", NS_ACCESSTYPE="1")
 
@@ -92,17 +96,29 @@ LAYER_RE = {
     "ic_pj": r"layer(\d+)'s ic readDynamicEnergy is: " + NUM + "pJ",
 }
 BREAK = [
-    ("adc", "ADC \(or S/As and precharger for SRAM\)"),
-    ("accumulation", "Accumulation Circuits \(subarray level: adders, shiftAdds; PE/Tile/Global level: accumulation units\)"),
-    ("other_periphery", "Other Peripheries \(e.g. decoders, mux, switchmatrix, buffers, IC, pooling and activation units\)"),
+    ("adc", r"ADC \(or S/As and precharger for SRAM\)"),
+    (
+        "accumulation",
+        r"Accumulation Circuits \(subarray level: adders, shiftAdds; PE/Tile/Global level: accumulation units\)",
+    ),
+    (
+        "other_periphery",
+        r"Other Peripheries \(e.g. decoders, mux, switchmatrix, buffers, IC, pooling and activation units\)",
+    ),
 ]
 
 
 def _breakdown(text: str) -> tuple[dict, dict]:
     lat, en = {}, {}
     for key, label in BREAK:
-        lat[key] = _f(re.search(r"----------- " + label + " readLatency is : " + NUM + "ns", text).group(1))
-        en[key] = _f(re.search(r"----------- " + label + " readDynamicEnergy is : " + NUM + "pJ", text).group(1))
+        lat[key] = _f(
+            re.search(r"----------- " + label + " readLatency is : " + NUM + "ns", text).group(1)
+        )
+        en[key] = _f(
+            re.search(
+                r"----------- " + label + " readDynamicEnergy is : " + NUM + "pJ", text
+            ).group(1)
+        )
     return lat, en
 
 
@@ -143,16 +159,26 @@ def parse(text: str, n_layers: int) -> dict:
     fp: dict = {}
     m = re.search(r"Desired Conventional Mapped Tile Storage Size: (\d+)x(\d+)", text)
     fp["cm_tile_storage"] = int(m.group(1))
-    fp["cm_pe_storage"] = int(re.search(r"Desired Conventional PE Storage Size: (\d+)x", text).group(1))
+    fp["cm_pe_storage"] = int(
+        re.search(r"Desired Conventional PE Storage Size: (\d+)x", text).group(1)
+    )
     m = re.search(r"Desired Novel Mapped Tile Storage Size: (\d+)x(\d+)x(\d+)", text)
     fp["nm_tile_num_pe"], fp["nm_pe_storage"] = int(m.group(1)), int(m.group(2))
     m = re.search(r"User-defined SubArray Size: (\d+)x(\d+)", text)
     fp["subarray_rows"], fp["subarray_cols"] = int(m.group(1)), int(m.group(2))
     sec = lambda title: text.split(title, 1)[1].split("\n\n", 1)[0]  # noqa: E731
-    fp["tiles_per_layer"] = [int(_f(v)) for v in re.findall(r"layer\d+: " + NUM, sec("# of tile used for each layer"))]
-    fp["speedup_per_layer"] = [_f(v) for v in re.findall(r"layer\d+: " + NUM, sec("Speed-up of each layer"))]
-    fp["utilization_per_layer"] = [_f(v) for v in re.findall(r"layer\d+: " + NUM, sec("Utilization of each layer"))]
-    fp["chip_memory_utilization_pct"] = _f(re.search(r"Memory Utilization of Whole Chip: " + NUM, text).group(1))
+    fp["tiles_per_layer"] = [
+        int(_f(v)) for v in re.findall(r"layer\d+: " + NUM, sec("# of tile used for each layer"))
+    ]
+    fp["speedup_per_layer"] = [
+        _f(v) for v in re.findall(r"layer\d+: " + NUM, sec("Speed-up of each layer"))
+    ]
+    fp["utilization_per_layer"] = [
+        _f(v) for v in re.findall(r"layer\d+: " + NUM, sec("Utilization of each layer"))
+    ]
+    fp["chip_memory_utilization_pct"] = _f(
+        re.search(r"Memory Utilization of Whole Chip: " + NUM, text).group(1)
+    )
     for k, v in re.findall(r"^NSF (\w+) " + NUM, text, re.M):
         fp[k] = _f(v)
     fp["num_tiles_floorplan"] = fp.get("numTileRow", 0) * fp.get("numTileCol", 0)
@@ -170,7 +196,9 @@ def parse(text: str, n_layers: int) -> dict:
     for k, rx in LAYER_RE.items():
         for li, v in re.findall(rx, text):
             per[k][int(li)] = _f(v)
-    blocks = re.split(r"-------------------- Estimation of Layer \d+ ----------------------", text)[1:]
+    blocks = re.split(r"-------------------- Estimation of Layer \d+ ----------------------", text)[
+        1:
+    ]
     layers = []
     for i in range(n_layers):
         lat_b, en_b = _breakdown(blocks[i])
@@ -184,8 +212,16 @@ def parse(text: str, n_layers: int) -> dict:
             "leakage": per["leakage_pj"][i + 1],
             **terms,
         }
-        en["other_rest"] = en["other_periphery"] - en["wl_switchmatrix"] - en["mux"] - en["buffer"] - en["ic"]
-        en["accumulation_rest"] = en["accumulation"] - en["shiftadd"] - en["subarray_adder"] - en["subarray_dff"] - en["addertree"]
+        en["other_rest"] = (
+            en["other_periphery"] - en["wl_switchmatrix"] - en["mux"] - en["buffer"] - en["ic"]
+        )
+        en["accumulation_rest"] = (
+            en["accumulation"]
+            - en["shiftadd"]
+            - en["subarray_adder"]
+            - en["subarray_dff"]
+            - en["addertree"]
+        )
         en["adc_check_residual"] = en["adc"] - en["array_wl"] - en["adc_circuit"]
         layers.append(
             dict(
@@ -209,10 +245,16 @@ def parse(text: str, n_layers: int) -> dict:
         "cim_array": g(r"Chip total CIM array : "),
         "ic": g(r"Total IC Area on chip \(Global and Tile/PE local\): "),
         "adc": g(r"Total ADC \(or S/As and precharger for SRAM\) Area on chip : "),
-        "accumulation": g(r"Total Accumulation Circuits \(subarray level: adders, shiftAdds; PE/Tile/Global level: accumulation units\) on chip : "),
-        "other_periphery": g(r"Other Peripheries \(e.g. decoders, mux, switchmatrix, buffers, pooling and activation units\) : "),
+        "accumulation": g(
+            r"Total Accumulation Circuits \(subarray level: adders, shiftAdds; PE/Tile/Global level: accumulation units\) on chip : "
+        ),
+        "other_periphery": g(
+            r"Other Peripheries \(e.g. decoders, mux, switchmatrix, buffers, pooling and activation units\) : "
+        ),
     }
-    area["unused"] = area["chip"] - sum(area[k] for k in ("cim_array", "ic", "adc", "accumulation", "other_periphery"))
+    area["unused"] = area["chip"] - sum(
+        area[k] for k in ("cim_array", "ic", "adc", "accumulation", "other_periphery")
+    )
     area["units"] = units_area
     out["area_um2"] = area
     summary = text.split("------------------------------ Summary", 1)[1]
@@ -236,10 +278,17 @@ def parse(text: str, n_layers: int) -> dict:
         buf_e = g(r"Chip buffer readDynamicEnergy is: ")
         ic_l = g(r"Chip ic readLatency is: ")
         ic_e = g(r"Chip ic readDynamicEnergy is: ")
-    en = {"total": dyn + leak, "read_dynamic": dyn, **en_b, "buffer": buf_e, "ic": ic_e, "leakage": leak}
+    en = {
+        "total": dyn + leak,
+        "read_dynamic": dyn,
+        **en_b,
+        "buffer": buf_e,
+        "ic": ic_e,
+        "leakage": leak,
+    }
     for k in layers[0]["energy_pj"]:
         if k not in en:
-            en[k] = sum(l["energy_pj"][k] for l in layers)
+            en[k] = sum(layer["energy_pj"][k] for layer in layers)
     out["energy_pj"] = en
     out["latency_ns"] = {
         "total": tot_lat,
@@ -247,11 +296,11 @@ def parse(text: str, n_layers: int) -> dict:
         **lat_b,
         "buffer": buf_l,
         "ic": ic_l,
-        "sum_of_layers": sum(l["latency_ns"]["total"] for l in layers),
+        "sum_of_layers": sum(layer["latency_ns"]["total"] for layer in layers),
         "units": units_lat,
     }
     out["leakage_power_uw"] = leak_p
-    counts = {k: sum(l["counts"][k] for l in layers) for k in layers[0]["counts"]}
+    counts = {k: sum(layer["counts"][k] for layer in layers) for k in layers[0]["counts"]}
     out["counts"] = counts
     # per-action unit prices (averages over the run)
     d = lambda a, b: (a / b) if b else None  # noqa: E731
@@ -260,7 +309,9 @@ def parse(text: str, n_layers: int) -> dict:
         "adc_conversion_cell_current": d(en["adc_cell_current"] * 1e3, counts["adc_conversions"]),
         "adc_conversion_bias": d(en["adc_bias"] * 1e3, counts["adc_conversions"]),
         "array_wl_per_subarray_read": d(en["array_wl"] * 1e3, counts["subarray_reads"]),
-        "wl_switchmatrix_per_subarray_read": d(en["wl_switchmatrix"] * 1e3, counts["subarray_reads"]),
+        "wl_switchmatrix_per_subarray_read": d(
+            en["wl_switchmatrix"] * 1e3, counts["subarray_reads"]
+        ),
         "mux_per_subarray_read": d(en["mux"] * 1e3, counts["subarray_reads"]),
         "shiftadd_per_subarray_read": d(en["shiftadd"] * 1e3, counts["subarray_reads"]),
         "addertree_add": d(en["addertree"] * 1e3, counts["addertree_adds"]),
@@ -276,7 +327,7 @@ def parse(text: str, n_layers: int) -> dict:
 def grid_settings(nets: list[str], speedups: list[int] = (8,)) -> list[tuple[str, dict]]:
     keys = list(GRID)
     return [
-        (net, dict(zip(keys, vals), **FIXED, **VARIANTS[sp]))
+        (net, dict(zip(keys, vals, strict=True), **FIXED, **VARIANTS[sp]))
         for sp in speedups
         for net in nets
         for vals in itertools.product(*(GRID[k] for k in keys))
@@ -295,21 +346,28 @@ def one(binary: Path, export: Path, net: str, s: dict, keep_logs: Path | None) -
         n_layers = len((wd / "NetWork.csv").read_text().strip().splitlines())
         rec: dict = {"network": net, "settings": s}
         rc, text = run_main(binary, wd, s, pipeline=True)
-        tag = "{network}_{adc_type}_{tech_nm}nm_a{array_size}_c{cell_bits}_b{adc_bits}_s{sp}".format(
-            network=net, sp=s.get("speedup_degree", 8), **s)
+        tag = (
+            "{network}_{adc_type}_{tech_nm}nm_a{array_size}_c{cell_bits}_b{adc_bits}_s{sp}".format(
+                network=net, sp=s.get("speedup_degree", 8), **s
+            )
+        )
         if keep_logs is not None:
             (keep_logs / f"{tag}.txt").write_text(text)
         if rc != 0 or "Summary" not in text:
-            errs = sorted({l.strip() for l in text.splitlines() if "ERROR" in l})
-            rec.update(status="rejected" if errs else "failed", returncode=rc,
-                       neurosim_messages=errs, message=None if errs else text[-2000:])
+            errs = sorted({line.strip() for line in text.splitlines() if "ERROR" in line})
+            rec.update(
+                status="rejected" if errs else "failed",
+                returncode=rc,
+                neurosim_messages=errs,
+                message=None if errs else text[-2000:],
+            )
             return rec
         try:
             rec.update(parse(text, n_layers))
         except Exception as e:  # keep the grid going; record what failed
             rec.update(status="parse_error", message=repr(e), tail=text[-2000:])
             return rec
-        errs = [l.strip() for l in text.splitlines() if "ERROR" in l or "Error" in l]
+        errs = [line.strip() for line in text.splitlines() if "ERROR" in line or "Error" in line]
         rec["status"] = "ok"
         if errs:
             rec["neurosim_messages"] = sorted(set(errs))
@@ -317,24 +375,92 @@ def one(binary: Path, export: Path, net: str, s: dict, keep_logs: Path | None) -
         if rc2 == 0 and "Summary" in text2:
             p2 = parse(text2, n_layers)
             rec["layer_by_layer"] = {
-                "energy_pj": {k: p2["energy_pj"][k] for k in ("total", "read_dynamic", "adc", "accumulation", "other_periphery", "buffer", "ic", "leakage")},
-                "latency_ns": {k: p2["latency_ns"][k] for k in ("total", "clock_period", "adc", "accumulation", "other_periphery", "buffer", "ic")},
+                "energy_pj": {
+                    k: p2["energy_pj"][k]
+                    for k in (
+                        "total",
+                        "read_dynamic",
+                        "adc",
+                        "accumulation",
+                        "other_periphery",
+                        "buffer",
+                        "ic",
+                        "leakage",
+                    )
+                },
+                "latency_ns": {
+                    k: p2["latency_ns"][k]
+                    for k in (
+                        "total",
+                        "clock_period",
+                        "adc",
+                        "accumulation",
+                        "other_periphery",
+                        "buffer",
+                        "ic",
+                    )
+                },
             }
         return rec
 
 
 PARAM_NAMES = [
-    "operationmode", "memcelltype", "accesstype", "transistortype", "deviceroadmap", "globalBusType",
-    "globalBufferType", "globalBufferCoreSizeRow", "globalBufferCoreSizeCol", "tileBufferType",
-    "tileBufferCoreSizeRow", "tileBufferCoreSizeCol", "peBufferType", "chipActivation", "reLu",
-    "novelMapping", "SARADC", "currentMode", "pipeline", "speedUpDegree", "validated", "synchronous",
-    "algoWeightMax", "algoWeightMin", "clkFreq", "temp", "technode", "inputtoggle", "outputtoggle",
-    "numRowSubArray", "numColSubArray", "relaxArrayCellHeight", "relaxArrayCellWidth", "numColMuxed",
-    "levelOutput", "cellBit", "heightInFeatureSize1T1R", "widthInFeatureSize1T1R",
-    "heightInFeatureSizeCrossbar", "widthInFeatureSizeCrossbar", "resistanceOn", "resistanceOff",
-    "readPulseWidth", "accessVoltage", "writeVoltage", "maxGlobalBusWidth", "treeFoldedRatio",
-    "globalBusDelayTolerance", "localBusDelayTolerance", "minSenseVoltage", "alpha", "beta", "gamma",
-    "delta", "epsilon", "zeta",
+    "operationmode",
+    "memcelltype",
+    "accesstype",
+    "transistortype",
+    "deviceroadmap",
+    "globalBusType",
+    "globalBufferType",
+    "globalBufferCoreSizeRow",
+    "globalBufferCoreSizeCol",
+    "tileBufferType",
+    "tileBufferCoreSizeRow",
+    "tileBufferCoreSizeCol",
+    "peBufferType",
+    "chipActivation",
+    "reLu",
+    "novelMapping",
+    "SARADC",
+    "currentMode",
+    "pipeline",
+    "speedUpDegree",
+    "validated",
+    "synchronous",
+    "algoWeightMax",
+    "algoWeightMin",
+    "clkFreq",
+    "temp",
+    "technode",
+    "inputtoggle",
+    "outputtoggle",
+    "numRowSubArray",
+    "numColSubArray",
+    "relaxArrayCellHeight",
+    "relaxArrayCellWidth",
+    "numColMuxed",
+    "levelOutput",
+    "cellBit",
+    "heightInFeatureSize1T1R",
+    "widthInFeatureSize1T1R",
+    "heightInFeatureSizeCrossbar",
+    "widthInFeatureSizeCrossbar",
+    "resistanceOn",
+    "resistanceOff",
+    "readPulseWidth",
+    "accessVoltage",
+    "writeVoltage",
+    "maxGlobalBusWidth",
+    "treeFoldedRatio",
+    "globalBusDelayTolerance",
+    "localBusDelayTolerance",
+    "minSenseVoltage",
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
 ]
 
 
@@ -364,8 +490,11 @@ def main() -> None:
     ap.add_argument("--out", default=str(DATA / "runs.json"))
     ap.add_argument("--nets", default="mlp,cnn,cnn_wide")
     ap.add_argument("--speedups", default="8,1", help="variants to run (keys of VARIANTS)")
-    ap.add_argument("--merge", action="store_true",
-                    help="keep the runs already in --out that are not rerun (old runs without speedup_degree are stock = 8)")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the runs already in --out that are not rerun (old runs without speedup_degree are stock = 8)",
+    )
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--logs", default=None, help="keep raw stdout of each run here")
     ap.add_argument("--pristine-param", default=None, help="pristine Param.cpp for param_defaults")
@@ -396,7 +525,9 @@ def main() -> None:
             "commit": a.commit,
             "patch": "instrumentation.patch",
             "build": "make -j2",
-            "param_defaults": param_defaults(Path(a.pristine_param) if a.pristine_param else ns / "Param.cpp"),
+            "param_defaults": param_defaults(
+                Path(a.pristine_param) if a.pristine_param else ns / "Param.cpp"
+            ),
             "settings_changed_from_defaults": {
                 "memcelltype": "2 (RRAM; Param.cpp default 1 = SRAM) via NS_MEMCELLTYPE",
                 "accesstype": "1 (1T1R, = default) via NS_ACCESSTYPE",
@@ -417,14 +548,24 @@ def main() -> None:
             "run": "python benchmarks/neurosim/run_grid.py --neurosim <patched NeuroSIM dir> --export /tmp/ns_export --out tests/data/neurosim/runs.json --pristine-param <pristine Param.cpp> --commit <sha> [--nets mlp,cnn,cnn_wide --speedups 8,1 --merge]",
             "training": {
                 "evaluator": "evaluators.cim.evaluator.CimEvaluator(dataset='digits', epochs=8, mc_instances=1, seed=0)",
-                "mlp": {"dnn.model": "mlp", "dnn.hidden": 256, "train.method": "ideal", "train.seed": 0},
+                "mlp": {
+                    "dnn.model": "mlp",
+                    "dnn.hidden": 256,
+                    "train.method": "ideal",
+                    "train.seed": 0,
+                },
                 "cnn": {"dnn.model": "cnn", "train.method": "ideal", "train.seed": 0},
                 "cnn_wide": "evaluators.cim.models.cnn(input_shape=(1,8,8), num_classes=10, channels=(29, 129)) trained by evaluators.cim.training.train_model(net, CimEvaluator(dataset='digits', seed=0).data(), TrainConfig(method='ideal', epochs=8, seed=0, batch_size=64)); see cnn_wide_digits.npz meta_json",
             },
             "input": "first calibration image (CimEvaluator._calibration_inputs()[0]); per layer 8-bit unsigned codes round(x/(x_fs/255)) clipped to 0..255, x_fs = max|input| of that layer over the 256 calibration inputs; 8 bit-plane columns per vector, MSB first; conv: im2col rows (c,kh,kw), positions along columns",
             "weights": "per layer codes c = round(127*w/max|w|) in -127..127 written as c/128 (exact); NeuroSim LoadInWeightData maps f -> v = 128*(f+1) = c+128 (offset binary 1..255) split into ceil(8/cellBit) cells of cellBit bits, conductance = Gmin + digit/(2^cellBit-1)*(Gmax-Gmin)",
             "network_csv": "FC: 1,1,K,1,1,N,0,1; conv: (H+2p),(W+2p),C,kh,kw,N,pool,stride (padded IFM so NeuroSim counts all H*W positions)",
-            "grid": {**GRID, **FIXED, "speedup_degree": sorted(VARIANTS), "variants": {str(k): v for k, v in VARIANTS.items()}},
+            "grid": {
+                **GRID,
+                **FIXED,
+                "speedup_degree": sorted(VARIANTS),
+                "variants": {str(k): v for k, v in VARIANTS.items()},
+            },
         },
         "runs": runs,
     }

@@ -82,6 +82,7 @@ BASE_METRICS = (
     "latency_us",
     "tops_per_w",
     "tiles",
+    "array_utilization",
     "mac_count",
     "sparsity",
     "sparsity_rows",

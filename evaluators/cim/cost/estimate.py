@@ -401,6 +401,11 @@ def estimate_cost(
         "tops_per_w": (2.0 * macs / (energy_pj * 1e-12) / 1e12) if energy_pj > 0 else 0.0,
         "tiles": float(mapping.tiles),
         "mac_count": float(macs),
+        # arrays holding weights / arrays placed in the allocated tiles: pruning that frees
+        # arrays but no whole tile lowers this, not the chip area
+        "array_utilization": (
+            mapping.tiles / b.floorplan.arrays if b.floorplan and b.floorplan.arrays else 1.0
+        ),
     }
     out.update({f"energy.{k}_nj": v * 1e-3 for k, v in b.energy_pj.items()})
     out.update({f"area.{k}_mm2": v * 1e-6 for k, v in b.area_um2.items()})
