@@ -61,6 +61,7 @@ from torch import nn
 
 from . import mram
 from .devices import DeviceModel, drift_nu_params, prog_sigma_range
+from .hw.periphery import ADC_RANGE_PERCENTILE
 from .layers import CrossbarMixin, use_backend
 from .mapping import HardwareConfig, LayerMapping, Mapping
 from .native_rng import PATHS, resolve_path, unit_stream
@@ -78,7 +79,7 @@ class SimOptions:
     """Knobs of the simulation that are not hardware design keys."""
 
     #: ADC full scale = this percentile of |ideal partial sums| on the calibration batch
-    adc_percentile: float = 99.99
+    adc_percentile: float = ADC_RANGE_PERCENTILE
     #: cap on the programmed weights + activations of one instance/sample chunk (bytes)
     memory_cap_bytes: int = 512 * 2**20
     #: partial sums per cache block (float32: 4 bytes each); keeps the elementwise

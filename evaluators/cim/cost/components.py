@@ -237,7 +237,7 @@ LINE_DELAY_NS = {
 }
 
 
-def _by_node(node_nm: float, table: dict[float, float], kind: str = "energy") -> float:
+def by_node(node_nm: float, table: dict[float, float], kind: str = "energy") -> float:
     """Table value at ``node_nm``: power law between the recorded nodes; outside them C·V²
     scaling (energy), F² scaling (area) or the nearest node's value (time)."""
     nodes = sorted(table)
@@ -262,27 +262,27 @@ def wordline_energy_fj(array_size: int, cell_width_f: float, node_nm: float) -> 
 
 
 def wl_switch_fj(node_nm: float) -> float:
-    return _by_node(node_nm, WL_SWITCH_FJ)
+    return by_node(node_nm, WL_SWITCH_FJ)
 
 
 def mux_fj(array_size: int, node_nm: float) -> float:
-    return _by_node(node_nm, MUX_FJ_PER_A2) * array_size**2
+    return by_node(node_nm, MUX_FJ_PER_A2) * array_size**2
 
 
 def shift_add_fj(adc_bits: int, node_nm: float) -> float:
-    return _by_node(node_nm, SHIFT_ADD_FJ_PER_BIT) * (adc_bits + SHIFT_ADD_BITS_OFFSET)
+    return by_node(node_nm, SHIFT_ADD_FJ_PER_BIT) * (adc_bits + SHIFT_ADD_BITS_OFFSET)
 
 
 def adder_fj(bits: int, node_nm: float) -> float:
-    return _by_node(node_nm, ADDER_FJ_PER_BIT) * bits
+    return by_node(node_nm, ADDER_FJ_PER_BIT) * bits
 
 
 def buffer_fj_per_bit(node_nm: float) -> float:
-    return _by_node(node_nm, BUFFER_FJ_PER_BIT)
+    return by_node(node_nm, BUFFER_FJ_PER_BIT)
 
 
 def _pair_by_node(node_nm: float, table: dict[float, tuple[float, float]], i: int) -> float:
-    return _by_node(node_nm, {n: v[i] for n, v in table.items()})
+    return by_node(node_nm, {n: v[i] for n, v in table.items()})
 
 
 def flash_energy_pj(bits: int, node_nm: float, array_size: int = 128) -> float:
@@ -292,7 +292,7 @@ def flash_energy_pj(bits: int, node_nm: float, array_size: int = 128) -> float:
     xs = np.log2(FLASH_ARRAYS)
     x = float(np.clip(math.log2(array_size), xs[0], xs[-1]))
     per_node = {n: float(np.interp(x, xs, rows[i])) for n, rows in FLASH_FJ_PER_LEVEL.items()}
-    per_level = _by_node(node_nm, per_node)
+    per_level = by_node(node_nm, per_node)
     if bits > hi:  # beyond the record: the last recorded growth per bit
         last = FLASH_FJ_PER_LEVEL[32.0]
         per_level *= (last[-1][1] / last[-2][1]) ** (bits - hi)
@@ -305,7 +305,7 @@ def flash_conversion_ns(bits: int, node_nm: float, array_size: int = 128) -> flo
     xs = np.log2(FLASH_ARRAYS)
     x = float(np.clip(math.log2(array_size), xs[0], xs[-1]))
     per_node = {n: float(np.interp(x, xs, rows[i])) for n, rows in FLASH_NS.items()}
-    t = _by_node(node_nm, per_node, "time")
+    t = by_node(node_nm, per_node, "time")
     if bits > hi:  # beyond the record: the last recorded growth per bit
         last = FLASH_NS[32.0]
         t *= (last[-1][1] / last[-2][1]) ** (bits - hi)
@@ -328,7 +328,7 @@ def line_delay_ns(array_size: int, node_nm: float) -> float:
         else:
             y = float(np.interp(x, xs, ys))
         per_node[n] = math.exp(y)
-    return _by_node(node_nm, per_node, "time")
+    return by_node(node_nm, per_node, "time")
 
 
 # -- areas (F² of the node; NeuroSim layout rules) --------------------------------------------

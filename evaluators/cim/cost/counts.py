@@ -27,10 +27,15 @@ import math
 from dataclasses import dataclass
 
 from ..hw.config import HardwareConfig
-from ..mapping import LayerMapping, Mapping
+from ..mapping import LayerMapping
 
 #: bit activity assumed when a layer was mapped without calibration inputs
 UNMEASURED_ACTIVITY = 0.5
+
+
+#: psum bits beyond ADC + weight + input + log2(rows) that partial sums carry
+#: (NeuroSim's accumulator widths; fitted to its recorded buffer traffic)
+PSUM_EXTRA_BITS = 2
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,6 @@ class LayerCounts:
     read_g_us: float
     #: ADC conversions (one per column pair and slice per row tile and cycle)
     conversions: float
-    #: column-mux steps per read cycle of one array (conversions one ADC does in a row)
-    mux_steps: int
     #: array activations (array · read cycle)
     array_reads: float
     #: word-line pulses: driven rows × column tiles (each tile has its own drivers)
@@ -66,32 +69,39 @@ class LayerCounts:
     tree_add_bits: int
     #: outputs through the activation unit
     activations: float
-    buffer_read_bits: float
-    buffer_write_bits: float
-    #: bits sent over the interconnect (inputs to each column tile, outputs back)
-    wire_bits: float
-    macs: float
-    analog: bool
+    #: bits through the buffers: inputs written once and read by each of the layer's
+    #: tiles, outputs written as partial sums (``psum_bits`` wide)
+    buffer_bits: float
+    #: bits on the wires: inputs sent to each tile, partial sums sent back
+    wire_in_bits: float
+    wire_out_bits: float
+    psum_bits: int
+
+
+def psum_bits(lm: LayerMapping, hw: HardwareConfig) -> int:
+    """Width of a layer's partial sums: ADC + weight + input bits + log2(rows) + carry."""
+    rows = max(lm.rows_logical, 1)
+    return hw.adc_bits + lm.weight_bits + hw.act_bits + math.ceil(math.log2(rows)) + PSUM_EXTRA_BITS
 
 
 def layer_counts(
-    lm: LayerMapping, hw: HardwareConfig, g_min_us: float, g_range_us: float
+    lm: LayerMapping, hw: HardwareConfig, g_min_us: float, g_range_us: float, tiles: int = 1
 ) -> LayerCounts:
-    """Counts of one mapped layer; ``g_*`` are the cell conductance limits (µS)."""
+    """Counts of one mapped layer; ``g_*`` are the cell conductance limits (µS), ``tiles``
+    the tiles the floorplan gave the layer (its inputs are sent to each)."""
     v = lm.vectors_per_inference
     cycles = lm.input_cycles(hw)
     rows, cols = lm.rows_physical, lm.cols_physical
     activity = lm.input_bit_activity or (UNMEASURED_ACTIVITY,) * max(1, _planes(lm, hw))
     # Σ over cycles of the driven fraction: each plane's activity once per sign cycle pair
     # (a signed input drives its row in the positive or the negative cycle, not both)
-    driven = sum(activity) if hw.input_mode == "bit_serial" or len(activity) > 1 else activity[0]
+    driven = sum(activity)
     if lm.binary_mram and lm.pm1_input:
         driven = 0.5  # one of the two rows (WL or WL̄) per input
     g_frac = lm.read_g_fraction if lm.read_g_fraction >= 0 else lm.mean_g_fraction
     g_cell = g_min_us + g_frac * g_range_us
     cell_reads = v * driven * rows * cols
     conversions = v * lm.adc_conversions_per_vector(hw)
-    mux_steps = min(hw.cols_per_adc, max(1, math.ceil(cols / max(lm.col_tiles, 1))))
     tree_bits = (
         hw.adc_bits
         + lm.weight_bits
@@ -99,8 +109,9 @@ def layer_counts(
         + max(0, math.ceil(math.log2(max(lm.row_tiles, 1))))
     )
     dac = hw.input_mode == "dac" and not (lm.binary_mram and lm.pm1_input)
-    in_bits = lm.rows_logical * hw.act_bits
-    out_bits = lm.cols_logical * hw.act_bits
+    in_bits = v * lm.rows_logical * hw.act_bits
+    psum = psum_bits(lm, hw)
+    out_bits = v * lm.cols_logical * psum
     return LayerCounts(
         name=lm.name,
         vectors=v,
@@ -112,7 +123,6 @@ def layer_counts(
         cell_reads=cell_reads,
         read_g_us=cell_reads * g_cell,
         conversions=conversions,
-        mux_steps=mux_steps,
         array_reads=v * cycles * lm.tiles,
         wl_pulses=v * driven * rows * lm.col_tiles,
         dac_conversions=v * rows * lm.col_tiles if dac else 0.0,
@@ -120,11 +130,10 @@ def layer_counts(
         tree_adds=v * max(lm.row_tiles - 1, 0) * lm.cols_logical,
         tree_add_bits=tree_bits,
         activations=v * lm.cols_logical,
-        buffer_read_bits=v * in_bits,
-        buffer_write_bits=v * out_bits,
-        wire_bits=v * (in_bits * lm.col_tiles + out_bits * lm.row_tiles),
-        macs=v * lm.macs_per_vector,
-        analog=True,
+        buffer_bits=in_bits * (1 + tiles) + out_bits,
+        wire_in_bits=in_bits * tiles,
+        wire_out_bits=out_bits,
+        psum_bits=psum,
     )
 
 
@@ -132,10 +141,3 @@ def _planes(lm: LayerMapping, hw: HardwareConfig) -> int:
     if hw.input_mode == "dac":
         return 1
     return hw.act_bits - 1 if lm.signed_input and hw.act_bits > 1 else hw.act_bits
-
-
-def mapping_counts(
-    mapping: Mapping, hw: HardwareConfig, g_min_us: float, g_range_us: float
-) -> list[LayerCounts]:
-    """Counts of every layer of ``mapping`` in network order."""
-    return [layer_counts(lm, hw, g_min_us, g_range_us) for lm in mapping.layers.values()]

@@ -23,7 +23,7 @@ from ..devices import DeviceModel
 from ..hw.config import HardwareConfig
 from ..mapping import LayerMapping, Mapping
 from . import components as C
-from .counts import layer_counts
+from .counts import PSUM_EXTRA_BITS, layer_counts
 
 #: energy terms (``energy.<term>_nj``); NeuroSim counterparts in docs/concepts.md
 ENERGY_TERMS = (
@@ -41,9 +41,6 @@ TILE_ARRAYS = 4
 #: 1T1R cell aspect (NeuroSim Param.cpp: 4 F high × 12 F wide = 48 F²); cells of other
 #: devices keep the 1:3 aspect at their own area
 CELL_ASPECT_H_OVER_W = 4.0 / 12.0
-#: psum bits beyond ADC + weight + input + log2(rows) that partial sums carry
-#: (NeuroSim's accumulator widths; fitted to its buffer traffic)
-PSUM_EXTRA_BITS = 2
 #: interconnect energy per bit and mm of H-tree / bus (fJ) at the recorded nodes: NeuroSim
 #: HTree.cpp / Bus.cpp / XYBus.cpp, repeated wires at V_dd with the input toggle rate,
 #: fitted to the recorded interconnect energies over the grid
@@ -233,14 +230,21 @@ def _groups(layers: list[LayerMapping]) -> dict[object, list[int]]:
     return out
 
 
-def _tile_overhead_um2(hw: HardwareConfig, tile_arrays: int) -> float:
-    """Adder trees and buffers of the tile's PEs and of the tile itself."""
+def _tile_adder_and_buffer_bits(hw: HardwareConfig, tile_arrays: int) -> tuple[float, float]:
+    """Adder bits (the trees joining the tile's array rows, one per ADC column) and buffer
+    bits (inputs and partial sums of the tile's arrays, double-buffered) of one tile."""
     a = hw.array_size
-    t = hw.tech_nm
     psum = hw.adc_bits + hw.weight_bits + hw.act_bits + PSUM_EXTRA_BITS
     adders = (tile_arrays - 1) * tile_arrays * a / hw.cols_per_adc * psum
-    buf_bits = 2 * tile_arrays * a * (hw.act_bits + psum)
-    return adders * C._by_node(t, ADDER_UM2_PER_BIT, "area") + buf_bits * C._by_node(
+    buffers = 2 * tile_arrays * a * (hw.act_bits + psum)
+    return adders, buffers
+
+
+def _tile_overhead_um2(hw: HardwareConfig, tile_arrays: int) -> float:
+    """Adder trees and buffers of the tile's PEs and of the tile itself."""
+    adders, buffers = _tile_adder_and_buffer_bits(hw, tile_arrays)
+    t = hw.tech_nm
+    return adders * C.by_node(t, ADDER_UM2_PER_BIT, "area") + buffers * C.by_node(
         t, BUFFER_UM2_PER_BIT, "area"
     )
 
@@ -261,12 +265,12 @@ def estimate_breakdown(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -
     e_conv = converter_energy_pj(hw)
     e_wl = C.wordline_energy_fj(hw.array_size, w_cell, t) * 1e-3
     e_sw = C.wl_switch_fj(t) * 1e-3
-    wire_in = C._by_node(t, WIRE_IN_FJ_PER_BIT_MM)
-    wire_out = C._by_node(t, WIRE_OUT_FJ_PER_BIT_MM)
+    wire_in = C.by_node(t, WIRE_IN_FJ_PER_BIT_MM)
+    wire_out = C.by_node(t, WIRE_OUT_FJ_PER_BIT_MM)
     chip_side_mm = math.sqrt(fp.chip_um2) * 1e-3
     layer_terms: list[dict[str, float]] = []
     for lm, tiles in zip(mapping.layers.values(), fp.tiles_per_layer, strict=True):
-        c = layer_counts(lm, hw, dev.g_min_us, dev.g_range_us)
+        c = layer_counts(lm, hw, dev.g_min_us, dev.g_range_us, tiles)
         g_per_conv = c.read_g_us / c.conversions if c.conversions else 0.0
         e["cells"] += c.conversions * C.column_current_energy_pj(
             g_per_conv, dev.read_voltage_v, t_conv, t
@@ -281,15 +285,11 @@ def estimate_breakdown(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -
             e["dac"] += c.dac_conversions * _dac_pj(hw)
         e["shift_add"] += c.shift_adds * C.shift_add_fj(hw.adc_bits, t) * 1e-3
         e["adder_tree"] += c.tree_adds * C.adder_fj(c.tree_add_bits, t) * 1e-3
-        e["activation"] += c.activations * C._by_node(t, ACTIVATION_FJ) * 1e-3
-        psum = _psum_bits(lm, hw)
-        buf_bits = c.vectors * (
-            lm.rows_logical * hw.act_bits * (1 + tiles) + lm.cols_logical * psum
+        e["activation"] += c.activations * C.by_node(t, ACTIVATION_FJ) * 1e-3
+        e["buffer"] += c.buffer_bits * C.buffer_fj_per_bit(t) * 1e-3
+        e["interconnect"] += (
+            (c.wire_in_bits * wire_in + c.wire_out_bits * wire_out) * chip_side_mm * 1e-3
         )
-        e["buffer"] += buf_bits * C.buffer_fj_per_bit(t) * 1e-3
-        in_bits = c.vectors * lm.rows_logical * hw.act_bits * tiles
-        out_bits = c.vectors * lm.cols_logical * psum
-        e["interconnect"] += (in_bits * wire_in + out_bits * wire_out) * chip_side_mm * 1e-3
         # latency of this layer: every bit plane reads every array, the ADC converting its
         # columns one per clock; buffers, wires and adders add their cycles
         data = hw.act_bits / 8.0  # the fits were recorded at 8-bit activations
@@ -310,13 +310,8 @@ def estimate_breakdown(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -
             lat[k] += v
         out.layer_latency_ns.append(sum(slowest.values()))
     total_ns = sum(out.layer_latency_ns)
-    e["leakage"] = C._by_node(t, LEAK_UW_PER_MM2) * (fp.chip_um2 * 1e-6) * total_ns * 1e-3
+    e["leakage"] = C.by_node(t, LEAK_UW_PER_MM2) * (fp.chip_um2 * 1e-6) * total_ns * 1e-3
     return out
-
-
-def _psum_bits(lm: LayerMapping, hw: HardwareConfig) -> int:
-    rows = max(lm.rows_logical, 1)
-    return hw.adc_bits + lm.weight_bits + hw.act_bits + math.ceil(math.log2(rows)) + PSUM_EXTRA_BITS
 
 
 def _buffer_bandwidth_bits(hw: HardwareConfig) -> float:
@@ -342,13 +337,9 @@ def _areas(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel, fp: Floorplan
     ar["shift_add"] = n_arrays * hw.array_size * C.shift_add_area_um2(hw.adc_bits, cpw, t)
     w_cell, h_cell = _cell_dims_f(dev)
     ar["drivers"] = n_arrays * hw.array_size * C.column_periphery_area_um2(t)
-    psum = hw.adc_bits + hw.weight_bits + hw.act_bits + PSUM_EXTRA_BITS
-    adders = (
-        fp.tiles * (fp.tile_arrays - 1) * fp.tile_arrays * hw.array_size / hw.cols_per_adc * psum
-    )
-    ar["adder_tree"] = adders * C._by_node(t, ADDER_UM2_PER_BIT, "area")
-    buf_bits = fp.tiles * 2 * fp.tile_arrays * hw.array_size * (hw.act_bits + psum)
-    ar["buffer"] = buf_bits * C._by_node(t, BUFFER_UM2_PER_BIT, "area")
+    adders, buffers = _tile_adder_and_buffer_bits(hw, fp.tile_arrays)
+    ar["adder_tree"] = fp.tiles * adders * C.by_node(t, ADDER_UM2_PER_BIT, "area")
+    ar["buffer"] = fp.tiles * buffers * C.by_node(t, BUFFER_UM2_PER_BIT, "area")
     lanes = max(lm.cols_logical for lm in mapping.layers.values())
     ar["activation"] = lanes * 300.0 * C.area_scale(t, 45.0)  # ~ one 8-bit multiplier per lane
     chip_side_um = math.sqrt(fp.chip_um2)
