@@ -285,31 +285,37 @@ def _pair_by_node(node_nm: float, table: dict[float, tuple[float, float]], i: in
     return by_node(node_nm, {n: v[i] for n, v in table.items()})
 
 
-def flash_energy_pj(bits: int, node_nm: float, array_size: int = 128) -> float:
-    """Comparator-bank energy of one flash conversion (without the column current)."""
+def _flash_lookup(
+    table: dict[float, tuple[tuple[float, ...], ...]],
+    bits: int,
+    node_nm: float,
+    array_size: int,
+    kind: str,
+) -> float:
+    """A recorded flash characteristic at (bits, node, array size): linear in log2 of the
+    array size between 64 and 256 (clamped), by node as ``by_node``; beyond 8 bits the last
+    recorded growth per bit continues."""
     lo, hi = FLASH_BITS
     i = min(max(bits, lo), hi) - lo
     xs = np.log2(FLASH_ARRAYS)
     x = float(np.clip(math.log2(array_size), xs[0], xs[-1]))
-    per_node = {n: float(np.interp(x, xs, rows[i])) for n, rows in FLASH_FJ_PER_LEVEL.items()}
-    per_level = by_node(node_nm, per_node)
-    if bits > hi:  # beyond the record: the last recorded growth per bit
-        last = FLASH_FJ_PER_LEVEL[32.0]
-        per_level *= (last[-1][1] / last[-2][1]) ** (bits - hi)
+    value = by_node(
+        node_nm, {n: float(np.interp(x, xs, rows[i])) for n, rows in table.items()}, kind
+    )
+    if bits > hi:
+        last = table[32.0]
+        value *= (last[-1][1] / last[-2][1]) ** (bits - hi)
+    return value
+
+
+def flash_energy_pj(bits: int, node_nm: float, array_size: int = 128) -> float:
+    """Comparator-bank energy of one flash conversion (without the column current)."""
+    per_level = _flash_lookup(FLASH_FJ_PER_LEVEL, bits, node_nm, array_size, "energy")
     return (2**bits - 1) * per_level * 1e-3
 
 
 def flash_conversion_ns(bits: int, node_nm: float, array_size: int = 128) -> float:
-    lo, hi = FLASH_BITS
-    i = min(max(bits, lo), hi) - lo
-    xs = np.log2(FLASH_ARRAYS)
-    x = float(np.clip(math.log2(array_size), xs[0], xs[-1]))
-    per_node = {n: float(np.interp(x, xs, rows[i])) for n, rows in FLASH_NS.items()}
-    t = by_node(node_nm, per_node, "time")
-    if bits > hi:  # beyond the record: the last recorded growth per bit
-        last = FLASH_NS[32.0]
-        t *= (last[-1][1] / last[-2][1]) ** (bits - hi)
-    return t
+    return _flash_lookup(FLASH_NS, bits, node_nm, array_size, "time")
 
 
 def line_delay_ns(array_size: int, node_nm: float) -> float:

@@ -91,6 +91,12 @@ def hardware_of(run: dict[str, Any]) -> HardwareConfig:
 
 def ours_for(run: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Our energy (pJ), area (µm²) and latency (ns) per term for the run's settings."""
+    return _ours(run["network"], tuple(sorted(run["settings"].items())))
+
+
+@lru_cache(maxsize=4096)
+def _ours(network: str, settings: tuple[tuple[str, Any], ...]) -> dict[str, dict[str, float]]:
+    run = {"network": network, "settings": dict(settings)}
     hw = hardware_of(run)
     mapping = mapping_from_record(_record(run["network"]), hw)
     b = estimate_breakdown(mapping, hw, hw.device_model())
