@@ -34,6 +34,21 @@ def test_yan_vlsi2019_macro_energy_per_mac():
     assert pj_per_mac == pytest.approx(0.257, rel=0.25)
 
 
+# The chip-level total above agrees, but not term by term: at 150 nm our chip around one
+# macro spends most of it in the tile/chip interconnect, while the macro's own terms
+# (cells, ADC, drivers, DAC, shift-add) come to ~0.02 pJ/MAC. The published macro
+# integrates each column over a rate-coded 8-bit window, so its cells conduct for up to
+# 255 pulse slots; our `dac` input mode reads them once. Recorded as open (issue 11 note).
+@pytest.mark.xfail(strict=True, reason="macro-level terms ~10x below Yan VLSI'19 (see comment)")
+def test_yan_vlsi2019_macro_terms_per_mac():
+    hw = yan_vlsi2019_config()
+    net = nn.Sequential(CrossbarLinear(256, 128, bias=False))
+    _, c = _cost(net, hw, 256)
+    macro = ("cells", "adc", "wordline", "mux", "dac", "shift_add")
+    pj = sum(c[f"energy.{t}_nj"] for t in macro) * 1e3 / c["mac_count"]
+    assert pj == pytest.approx(0.257, rel=0.25)
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="Yan VLSI'19 integrates a rate-coded 8-bit input window (2^8 pulse slots at "
