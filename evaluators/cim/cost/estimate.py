@@ -61,10 +61,11 @@ ADDER_UM2_PER_BIT = {32.0: 2.6, 22.0: 1.25}
 IC_AREA_FIT = (1.872, 1.53, -0.908, 0.666)
 #: clock cycles a layer spends in buffers, on wires and in accumulation: power laws in
 #: (vectors, kept rows, kept columns, tiles, row tiles), fitted to NeuroSim's recorded
-#: per-layer latencies (max error 2.3×, 2.8×, 2.9× per layer; totals are closer)
-BUFFER_CYCLES_FIT = (2.528, 0.564, 0.098, 0.425, -0.453, 0.102)
-WIRE_CYCLES_FIT = (3.816, 0.396, -0.472, -0.02, -0.042, 0.546)
-ACCUM_CYCLES_FIT = (1.22, 0.752, -0.14, 0.247, -0.779, 0.286)
+#: per-layer latencies of the MLP, CNN and wide CNN (a conv's kernel taps as one layer;
+#: max error 2.4×, 3.4×, 3.4× per layer, totals within 0.8-1.2×)
+BUFFER_CYCLES_FIT = (3.011, 0.61, -0.009, 0.399, -0.377, 0.469)
+WIRE_CYCLES_FIT = (1.892, 0.702, -0.09, -0.016, 0.073, 0.532)
+ACCUM_CYCLES_FIT = (0.072, 1.034, 0.046, 0.274, -0.696, 0.514)
 
 
 def _cycles(fit: tuple[float, ...], v: int, rows: int, cols: int, tiles: int, rt: int) -> float:
