@@ -17,8 +17,9 @@ Counting rules (each the chip the simulator evaluates, ``simulator.py``):
   mux steps), each conversion followed by one shift-and-add;
 * partial sums of the row tiles of a layer meet in an adder tree (row_tiles − 1 adds per
   output column and vector);
-* each vector's inputs are read from the buffer and sent to every column tile of the
-  layer, its outputs written back (bits of ``hw.act_bits``).
+* each vector's inputs are written to the buffer, read by and sent to each of the
+  layer's tiles (``hw.act_bits`` wide); its outputs come back as partial sums
+  (``psum_bits`` wide) through the buffer.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from ..mapping import LayerMapping
 
 #: bit activity assumed when a layer was mapped without calibration inputs
 UNMEASURED_ACTIVITY = 0.5
-
 
 #: psum bits beyond ADC + weight + input + log2(rows) that partial sums carry
 #: (NeuroSim's accumulator widths; fitted to its recorded buffer traffic)

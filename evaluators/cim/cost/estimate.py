@@ -4,10 +4,11 @@ Composition follows DNN+NeuroSim V1.4's chip (the reference the tests hold us to
 with their column periphery (ADCs shared by ``cols_per_adc`` columns, shift-adders) and
 row drivers form *subarrays*; ``pe_arrays²`` subarrays with an adder tree and buffers form
 a PE; 2×2 PEs with buffers and an H-tree form a tile; tiles sit in a grid on the chip with
-a global buffer and bus. Every layer gets whole tiles of its own; what a layer leaves
-empty is reported as ``area.unused_mm2``.
+a global buffer and bus (``hw.periphery().floorplan``). Every layer gets whole tiles of
+its own: array slots it leaves empty show in ``array_utilization``, the layout's slack
+(subarray bounding boxes, empty grid slots) in ``area.unused_mm2``.
 
-Latency: NeuroSim's synchronous clock is beta·(decoder + ADC conversion); each input bit
+Latency: NeuroSim's synchronous clock is beta·(line delay + ADC conversion); each input bit
 plane reads every array of a layer once, the ADC serving its columns one after another
 (``cols_per_adc`` clock cycles); buffers and wires add their own time. Layer-by-layer
 latency (``latency_us``) is the sum over layers; ``latency.pipelined_us`` is the slowest
@@ -36,8 +37,6 @@ AREA_TERMS = (
 )  # fmt: skip
 LATENCY_TERMS = ("adc", "accumulation", "buffer", "interconnect")
 
-#: arrays per tile side (2×2 PEs of 2×2 arrays; see floorplan)
-TILE_ARRAYS = 4
 #: 1T1R cell aspect (NeuroSim Param.cpp: 4 F high × 12 F wide = 48 F²); cells of other
 #: devices keep the 1:3 aspect at their own area
 CELL_ASPECT_H_OVER_W = 4.0 / 12.0
@@ -112,16 +111,17 @@ class CostBreakdown:
 
 # -- ADC ---------------------------------------------------------------------------------
 def conversion_ns(hw: HardwareConfig) -> float:
-    """Time of one ADC conversion of the chosen kind."""
-    if hw.adc_type == "sar":
-        return C.sar_conversion_ns(hw.adc_bits)
-    if hw.adc_type == "flash":
-        return C.flash_conversion_ns(hw.adc_bits, hw.tech_nm, hw.array_size)
+    """Time of one ADC conversion of the chip's ADC (``hw.periphery().adc``)."""
+    adc = hw.periphery().adc
+    if adc.kind == "sar":
+        return C.sar_conversion_ns(adc.bits)
+    if adc.kind == "flash":
+        return C.flash_conversion_ns(adc.bits, hw.tech_nm, hw.array_size)
     return 1e9 / adc_rate_hz(hw)
 
 
 def clock_ns(hw: HardwareConfig) -> float:
-    """Synchronous read cycle: beta·(decoder + conversion), never faster than ``freq_mhz``."""
+    """Synchronous read cycle: beta·(line delay + conversion), never faster than ``freq_mhz``."""
     t = C.CLOCK_BETA * (C.line_delay_ns(hw.array_size, hw.tech_nm) + conversion_ns(hw))
     return max(t, 1e3 / hw.freq_mhz)
 
@@ -132,19 +132,21 @@ def adc_rate_hz(hw: HardwareConfig) -> float:
 
 
 def converter_energy_pj(hw: HardwareConfig) -> float:
-    if hw.adc_type == "sar":
-        return C.sar_energy_pj(hw.adc_bits, hw.tech_nm)
-    if hw.adc_type == "flash":
-        return C.flash_energy_pj(hw.adc_bits, hw.tech_nm, hw.array_size)
-    return C.survey_energy_pj(hw.adc_bits, hw.tech_nm, adc_rate_hz(hw))
+    adc = hw.periphery().adc
+    if adc.kind == "sar":
+        return C.sar_energy_pj(adc.bits, hw.tech_nm)
+    if adc.kind == "flash":
+        return C.flash_energy_pj(adc.bits, hw.tech_nm, hw.array_size)
+    return C.survey_energy_pj(adc.bits, hw.tech_nm, adc_rate_hz(hw))
 
 
 def adc_area_um2(hw: HardwareConfig) -> float:
-    if hw.adc_type == "sar":
-        return C.sar_area_um2(hw.adc_bits, hw.tech_nm)
-    if hw.adc_type == "flash":
-        return C.flash_area_um2(hw.adc_bits, hw.tech_nm)
-    return C.survey_area_um2(hw.adc_bits, hw.tech_nm, adc_rate_hz(hw))
+    adc = hw.periphery().adc
+    if adc.kind == "sar":
+        return C.sar_area_um2(adc.bits, hw.tech_nm)
+    if adc.kind == "flash":
+        return C.flash_area_um2(adc.bits, hw.tech_nm)
+    return C.survey_area_um2(adc.bits, hw.tech_nm, adc_rate_hz(hw))
 
 
 # -- floorplan -----------------------------------------------------------------------------
@@ -184,8 +186,9 @@ def floorplan(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -> Floorpl
     tiles twice as large (docs/concepts.md, "Cost model calibration").
     """
     layers = list(mapping.layers.values())
-    tile_arrays = TILE_ARRAYS
-    pe_arrays = tile_arrays // 2
+    spec = hw.periphery().floorplan
+    pe_arrays = spec.pe_arrays
+    tile_arrays = spec.pe_arrays * spec.tile_pes
     per_layer = [
         math.ceil(lm.row_tiles / tile_arrays) * math.ceil(lm.col_tiles / tile_arrays)
         for lm in layers

@@ -254,7 +254,7 @@ class HardwareConfig:
             driver=DriverSpec(self.input_mode, self.act_bits),
             buffer=BufferSpec(),
             interconnect=InterconnectSpec(),
-            floorplan=FloorplanSpec(pe_arrays=2),
+            floorplan=FloorplanSpec(),
         )
 
     def to_dict(self) -> dict[str, Any]:
