@@ -230,11 +230,7 @@ class CimEvaluator(Evaluator):
         """Every hw.* param against the hardware description (hw/config.py), and the keys."""
         from evaluators.cim.hw.config import check_hw_space
 
-        unknown = sorted(set(space.names) - set(KNOWN_KEYS))
-        if unknown:
-            raise EvaluatorError(
-                f"cim: unknown design key(s) {', '.join(unknown)}; allowed: {', '.join(KNOWN_KEYS)}"
-            )
+        _refuse_unknown_keys(space.names)
         try:
             check_hw_space(space)
         except ValueError as exc:
@@ -301,11 +297,7 @@ class CimEvaluator(Evaluator):
         )
 
     def _check_keys(self, design: Design) -> None:
-        unknown = sorted(set(design) - set(KNOWN_KEYS))
-        if unknown:
-            raise EvaluatorError(
-                f"cim: unknown design key(s) {', '.join(unknown)}; allowed: {', '.join(KNOWN_KEYS)}"
-            )
+        _refuse_unknown_keys(design)
         model = design.get("dnn.model", "mlp")
         if model not in MODELS:
             raise EvaluatorError(f"cim: dnn.model={model!r}; allowed: {', '.join(MODELS)}")
@@ -453,6 +445,14 @@ class CimEvaluator(Evaluator):
         metrics["compression"] = 32.0 / bits
         metrics.update({k: float(v) for k, v in price.items()})
         return metrics
+
+
+def _refuse_unknown_keys(names) -> None:
+    unknown = sorted(set(names) - set(KNOWN_KEYS))
+    if unknown:
+        raise EvaluatorError(
+            f"cim: unknown design key(s) {', '.join(unknown)}; allowed: {', '.join(KNOWN_KEYS)}"
+        )
 
 
 def avg_weight_bits(model: nn.Module, default_bits: int) -> float:
