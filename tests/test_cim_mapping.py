@@ -129,3 +129,29 @@ def test_non_finite_weights_are_rejected_with_a_clear_message():
         model[0].weight[0, 0] = float("nan")
     with pytest.raises(ValueError, match="non-finite weights"):
         Mapping.from_model(model, HardwareConfig(), sample_input=torch.rand(4, 8))
+
+
+def test_input_bit_activity_is_measured_per_plane_and_weights_the_read_conductance():
+    """Bit planes of the quantized calibration inputs, as the chip drives them (LSB first),
+    and the conductance of the cells on the rows they drive (cost/counts.py reads both)."""
+    import torch
+    from torch import nn
+
+    from evaluators.cim.layers import CrossbarLinear
+    from evaluators.cim.mapping import HardwareConfig, Mapping
+
+    torch.manual_seed(0)
+    net = nn.Sequential(CrossbarLinear(16, 4, bias=False))
+    with torch.no_grad():
+        net[0].weight.zero_()
+        net[0].weight[:, :8] = 1.0  # rows 0-7 hold full-scale weights
+        net[0].weight[0, 8:] = 0.01  # rows 8-15 a tiny one (kept, not pruned)
+    x = torch.rand(64, 16)
+    x[:, 8:] = 0.0  # only the rows with large weights are ever driven
+    hw = HardwareConfig(act_bits=4, weight_bits=8, cell_bits=2)
+    (lm,) = Mapping.from_model(net, hw, sample_input=x).layers.values()
+    codes = torch.clamp(torch.round(x / float(x.max()) * 15), 0, 15).long()
+    expected = [float(((codes >> j) & 1).float().mean()) for j in range(4)]
+    assert lm.input_bit_activity == pytest.approx(expected, abs=1e-6)
+    # the driven rows hold the large weights: they read far above the array's mean level
+    assert lm.read_g_fraction > 1.8 * lm.mean_g_fraction

@@ -39,6 +39,11 @@ from .layers import CrossbarMixin, crossbar_layers
 
 __all__ = ["HardwareConfig", "INPUT_MODES", "LayerMapping", "Mapping"]
 
+#: input vectors per layer call kept for the bit-activity statistics (a 256-image
+#: calibration batch of a 32×32 conv unrolls to 262,144 rows; 16,384 evenly spaced ones
+#: estimate a bit fraction to ~0.004)
+STATS_MAX_ROWS = 16384
+
 
 @dataclass
 class LayerMapping:
@@ -269,6 +274,9 @@ def _trace(
                 st["vectors"] += rows.shape[0]
             else:
                 rows, _ = layer.to_rows(x)
+                if rows.shape[0] > STATS_MAX_ROWS:  # evenly spaced: bounded memory, seeded
+                    pick = torch.linspace(0, rows.shape[0] - 1, STATS_MAX_ROWS).long()
+                    rows = rows.index_select(0, pick.to(rows.device))
                 st["rows"].append(rows.abs().float())
                 st["vals"].append(x.abs().flatten().float())
                 st["signed"] = st["signed"] or bool((x < 0).any())
@@ -419,9 +427,13 @@ def input_statistics(
     if hw.input_mode == "dac":
         amp2 = (codes.float() / levels) ** 2
         return (float(amp2.mean()),), _weighted(amp2.mean(dim=0), row_g)
-    planes = [((codes >> j) & 1).float() for j in range(bits)]
-    activity = tuple(float(p.mean()) for p in planes)
-    act_rows = torch.stack([p.mean(dim=0) for p in planes]).mean(dim=0)
+    # from the code histogram and a popcount table instead of one float tensor per plane
+    values = torch.arange(levels + 1)
+    plane_of = torch.stack([(values >> j) & 1 for j in range(bits)]).float()  # (bits, L+1)
+    hist = torch.bincount(codes.flatten(), minlength=levels + 1).float()
+    activity = tuple(float(a) for a in plane_of @ hist / max(codes.numel(), 1))
+    ones = plane_of.sum(dim=0)  # set bits of each code
+    act_rows = ones[codes].mean(dim=0) / bits
     return activity, _weighted(act_rows, row_g)
 
 
