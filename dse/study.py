@@ -281,6 +281,7 @@ class StudyLoop:
         total = recorded + counts["queued"] + counts["running"]
         reason = "budget"
         idle_rounds = 0
+        space_size = finite_space_size(space)
         while True:
             out_of_time = t_end is not None and time.time() >= t_end
             out_of_cpu = cpu_budget_s is not None and self._cpu_seconds() >= cpu_budget_s
@@ -316,7 +317,8 @@ class StudyLoop:
                     self.optimizer.tell(designs_c, metrics_c)
                 self._dispatch(fresh, {}, {did: unique[did][1] - 1 for did, _, _ in fresh})
                 total += len(fresh)
-                idle_rounds = 0 if (fresh or repeats) else idle_rounds + 1
+                # repeats of recorded designs cost nothing but bring nothing new either
+                idle_rounds = 0 if fresh else idle_rounds + 1
             if self.runner.pending() == 0 and not self._in_flight:
                 if not can_ask:
                     reason = (
@@ -332,7 +334,10 @@ class StudyLoop:
                 if self.optimizer.exhausted():
                     reason = "optimizer_exhausted"
                     break
-                if idle_rounds > 50:
+                if space_size is not None and total >= space_size:
+                    reason = f"space exhausted after {total} distinct designs"
+                    break
+                if idle_rounds > MAX_IDLE_ROUNDS:
                     # the optimizer keeps proposing only recorded designs
                     reason = "no_new_designs"
                     break
@@ -348,6 +353,33 @@ class StudyLoop:
     def _cpu_seconds(self) -> float:
         """CPU-seconds spent on evaluations so far (recorded durations × CPUs per evaluation)."""
         return self._eval_seconds * self.spec.runner.num_cpus
+
+
+#: asks in a row that bring no new design before the run ends ("no_new_designs"): an
+#: optimizer that can only re-propose recorded designs must not spin
+MAX_IDLE_ROUNDS = 200
+#: a space with at most this many designs counts as finite (enumerated exactly)
+FINITE_SPACE_LIMIT = 10**6
+
+
+def finite_space_size(space: Any) -> int | None:
+    """Number of distinct designs of a space without continuous params, else None."""
+    from search_spaces import Int, Real
+
+    if any(isinstance(p, Real) for p in space):
+        return None
+    # enumerate every integer: the grid's levels must cover the widest Int param
+    widths = [
+        (p.effective_high - p.low) // (p.step or 1) + 1 for p in space if isinstance(p, Int)
+    ]
+    levels = max(widths, default=1)
+    if levels > FINITE_SPACE_LIMIT:
+        return None
+    try:
+        size = space.grid_size(levels_per_real=levels)
+    except Exception:
+        return None
+    return size if 0 < size <= FINITE_SPACE_LIMIT else None
 
 
 def study_dir_for(resolved: ResolvedStudy, runs_dir: Path | str = "runs") -> Path:

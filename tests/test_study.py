@@ -92,6 +92,31 @@ def test_repeated_designs_are_free(runs_dir):
     assert view.outcome.cache_hits > 0
 
 
+@pytest.mark.parametrize(
+    "optimizer", ["random", "tpe", "grid", "nsga2", "optuna-nsga2", "qmc", "nsga3"]
+)
+def test_every_optimizer_ends_on_a_space_smaller_than_the_budget(runs_dir, optimizer):
+    # 2 distinct designs, budget 10: the run must end (it used to spin for random/tpe)
+    spec = {
+        "name": f"two_{optimizer}",
+        "evaluator": {"name": "crash"},
+        "space": {"i": {"choices": [1, 2]}},
+        "objectives": {"y": "min", "z": "min"},
+        "optimizer": {"name": optimizer},
+        "budget": {"evaluations": 10, "time": "60s"},
+        "runner": {"kind": "serial", "batch": 4},
+    }
+    t0 = time.time()
+    view = dse.run(spec, runs_dir=runs_dir)
+    assert len(view.frame()) == 2
+    assert view.outcome.stopped_by != "time" and time.time() - t0 < 30
+    assert view.outcome.stopped_by in (
+        "space exhausted after 2 distinct designs",
+        "optimizer_exhausted",
+        "no_new_designs",
+    )
+
+
 def _wait_for(predicate, timeout: float) -> None:
     end = time.time() + timeout
     while time.time() < end:
