@@ -46,9 +46,9 @@ def _color(text: str, code: str) -> str:
     return f"\033[{code}m{text}\033[0m" if sys.stderr.isatty() else text
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: int = EXIT_USAGE) -> int:
     print(_color("error: ", "1;31") + message, file=sys.stderr)
-    return EXIT_USAGE
+    return code
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -236,15 +236,35 @@ def _cmd_run(args: argparse.Namespace, resume: bool) -> int:
         )
     out = view.outcome
     assert out is not None
+    common, n_common = _most_common_error(view)
     print(
         f"study {view.spec.get('name')}: {out.evaluated} done, {out.failed} failed, "
         f"{out.cache_hits} cache hits, stopped by {out.stopped_by} after {out.elapsed_s:.1f}s"
+        + (f"; most common error ({n_common}x): {common}" if common else "")
     )
+    target = view.study_dir or (args.study_dir if resume else args.study)
+    if out.evaluated == 0 and out.failed > 0:
+        # nothing succeeded: say why, and how to go on; never "unknown objective"
+        return _fail(
+            f"no design succeeded ({out.failed} failed, stopped by {out.stopped_by}): "
+            f"{common}; fix it and run 'dse resume {target}' (recorded designs are kept)",
+            code=1,
+        )
     _print_front(view)
     if not args.no_report:
         path = view.report()
         print(f"report: {path}")
     return 0
+
+
+def _most_common_error(view: Any) -> tuple[str | None, int]:
+    """The error text failed designs share most often (first line), and how often."""
+    frame = view.frame(status="failed")
+    if frame.empty or "error" not in frame:
+        return None, 0
+    counts = frame["error"].fillna("").map(lambda e: str(e).strip().splitlines()[-1:] or [""])
+    counts = counts.map(lambda lines: lines[0][:300]).value_counts()
+    return str(counts.index[0]), int(counts.iloc[0])
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

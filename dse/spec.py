@@ -78,6 +78,12 @@ class BudgetSpec(_Strict):
         None, description="stop when the hypervolume stops improving"
     )
     cpu_hours: float | None = Field(None, gt=0, description="evaluation CPU time x runner.num_cpus")
+    fail_fast: int = Field(
+        5,
+        ge=0,
+        description="stop when the first N evaluations of a run all fail, or the same error "
+        "repeats N times in a row (0: never); what was recorded stays, `dse resume` continues",
+    )
 
     @field_validator("time", mode="before")
     @classmethod

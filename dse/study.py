@@ -78,6 +78,44 @@ class StudyOutcome:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+class FailFast:
+    """Termination rule (pymoo style): the first ``k`` evaluations of this run all failed,
+    or the last ``k`` failed with the same error. Why: a broken dataset path or a bad
+    option fails every design the same way; running the whole budget only hides it."""
+
+    def __init__(self, k: int):
+        self.k = int(k)
+        self.done = 0
+        self.failed = 0
+        self._streak: list[str] = []
+
+    def update(self, results: list[EvalResult]) -> None:
+        for r in results:
+            if r.status == "done":
+                self.done += 1
+                self._streak.clear()
+            else:
+                self.failed += 1
+                self._streak = [*self._streak[-(self.k - 1) :], r.error or ""] if self.k else []
+
+    @property
+    def triggered(self) -> bool:
+        if self.k <= 0:
+            return False
+        first_all_failed = self.done == 0 and self.failed >= self.k
+        repeated = len(self._streak) >= self.k and len(set(self._streak)) == 1
+        return first_all_failed or repeated
+
+    def describe(self) -> str:
+        first = self.done == 0 and self.failed >= self.k
+        what = (
+            f"the first {self.failed} evaluations failed"
+            if first
+            else (f"the same error {self.k} times in a row")
+        )
+        return f"fail_fast ({what})"
+
+
 class HypervolumeTracker:
     """Incremental best-so-far hypervolume for progress and stagnation.
 
@@ -282,6 +320,7 @@ class StudyLoop:
         reason = "budget"
         idle_rounds = 0
         space_size = finite_space_size(space)
+        fail_fast = FailFast(self.spec.budget.fail_fast)
         while True:
             out_of_time = t_end is not None and time.time() >= t_end
             out_of_cpu = cpu_budget_s is not None and self._cpu_seconds() >= cpu_budget_s
@@ -348,6 +387,10 @@ class StudyLoop:
                 recorded += len(results)
                 self.hv.add([r.metrics for r in results if r.metrics], recorded)
                 self._report_progress(budget_n, t_end, self.hv.value)
+                fail_fast.update(results)
+                if fail_fast.triggered:
+                    # designs still in flight stay recorded as running: resume re-queues them
+                    return fail_fast.describe()
         return reason
 
     def _cpu_seconds(self) -> float:
@@ -369,9 +412,7 @@ def finite_space_size(space: Any) -> int | None:
     if any(isinstance(p, Real) for p in space):
         return None
     # enumerate every integer: the grid's levels must cover the widest Int param
-    widths = [
-        (p.effective_high - p.low) // (p.step or 1) + 1 for p in space if isinstance(p, Int)
-    ]
+    widths = [(p.effective_high - p.low) // (p.step or 1) + 1 for p in space if isinstance(p, Int)]
     levels = max(widths, default=1)
     if levels > FINITE_SPACE_LIMIT:
         return None

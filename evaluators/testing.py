@@ -101,6 +101,7 @@ class CrashEvaluator(Evaluator):
         exit_times: int = 1,
         marker_dir: str | None = None,
         seconds: float = 0.0,
+        same_message: bool = False,
     ):
         if exit_on and marker_dir is None:
             raise ValueError(
@@ -112,6 +113,8 @@ class CrashEvaluator(Evaluator):
         self.exit_times = int(exit_times)
         self.marker_dir = None if marker_dir is None else Path(marker_dir)
         self.seconds = float(seconds)
+        #: one error text for every failing design (a broken path fails them all alike)
+        self.same_message = bool(same_message)
 
     def metric_names(self) -> list[str]:
         return ["y", "z"]
@@ -125,6 +128,8 @@ class CrashEvaluator(Evaluator):
         i = int(design["i"])
         burn_cpu(self.seconds)
         if i in self.raise_on:
+            if self.same_message:
+                raise RuntimeError("crash evaluator: broken on purpose (same_message)")
             raise RuntimeError(f"design i={i} fails on purpose (crash evaluator raise_on)")
         if i in self.exit_on:
             assert self.marker_dir is not None

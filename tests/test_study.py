@@ -271,3 +271,48 @@ def test_reading_a_directory_without_a_study_creates_nothing(tmp_path, capsys):
     assert main(["status", str(empty)]) == 2
     assert "holds no study" in capsys.readouterr().err
     assert list(empty.iterdir()) == []
+
+
+def _crash_spec(name, raise_on, evaluations=40, fail_fast=None, batch=2):
+    spec = {
+        "name": name,
+        "evaluator": {"name": "crash", "raise_on": raise_on},
+        "space": {"i": {"low": 0, "high": 1000, "type": "int"}},
+        "objectives": {"y": "min", "z": "min"},
+        "optimizer": {"name": "random"},
+        "budget": {"evaluations": evaluations},
+        "runner": {"kind": "serial", "batch": batch},
+    }
+    if fail_fast is not None:
+        spec["budget"]["fail_fast"] = fail_fast
+    return spec
+
+
+def test_fail_fast_stops_a_run_where_nothing_succeeds(tmp_path, capsys):
+    import yaml
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_crash_spec("allfail", list(range(1001)))))
+    runs = tmp_path / "runs"
+    code = main(["run", str(path), "--runs-dir", str(runs), "--no-progress", "--no-report"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "fail_fast" in captured.out and "most common error" in captured.out
+    assert "no design succeeded" in captured.err and "fails on purpose" in captured.err
+    assert "dse resume" in captured.err and "unknown objective" not in captured.err
+    frame = Store(str(runs / "allfail" / "study.db")).frame()
+    assert 5 <= len(frame) <= 6  # stopped after k = 5 (one batch of 2 may overshoot by 1)
+    assert (frame["status"] == "failed").all()
+
+
+def test_fail_fast_on_the_same_error_in_a_row_and_off_switch(runs_dir):
+    # grid order 1..9: i = 1, 2 succeed, then every design fails with one message
+    spec = _crash_spec("repeat", list(range(3, 10)), fail_fast=3, batch=1)
+    spec["evaluator"]["same_message"] = True
+    spec["space"] = {"i": {"choices": list(range(1, 10))}}
+    spec["optimizer"] = {"name": "grid"}
+    view = dse.run(spec, runs_dir=runs_dir)
+    assert view.outcome.stopped_by == "fail_fast (the same error 3 times in a row)"
+    assert view.outcome.evaluated == 2 and view.outcome.failed == 3
+    off = _crash_spec("noff", list(range(1001)), evaluations=12, fail_fast=0)
+    assert dse.run(off, runs_dir=runs_dir).outcome.failed == 12
