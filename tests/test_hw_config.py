@@ -137,3 +137,31 @@ def test_evaluator_metric_names_carry_every_breakdown_term():
     assert {f"energy.{t}_nj" for t in ENERGY_TERMS} <= names
     assert {f"area.{t}_mm2" for t in AREA_TERMS} <= names
     assert {f"latency.{t}_us" for t in LATENCY_TERMS} | {"latency.pipelined_us"} <= names
+
+
+@pytest.mark.parametrize("case", ["no_dir", "missing_file", "bad_magic"])
+def test_cli_refuses_unusable_dataset_files_before_any_store(tmp_path, capsys, case):
+    data = tmp_path / "mnist"
+    data.mkdir()
+    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
+    names += ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    for n in names:
+        ndim = 3 if "images" in n else 1
+        (data / n).write_bytes(bytes((0, 0, 8, ndim)) + b"\x00" * 16)
+    if case == "missing_file":
+        (data / names[3]).unlink()
+    if case == "bad_magic":
+        (data / names[0]).write_bytes(b"PK\x03\x04 not an idx file")
+    evaluator = {"name": "cim", "dataset": "mnist", "epochs": 1, "mc_instances": 2}
+    if case != "no_dir":
+        evaluator["data_dir"] = str(data)
+    spec = dict(CIM_SPEC, evaluator=evaluator, space={"dnn.model": {"value": "mlp"}})
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    runs = tmp_path / "runs"
+    code = main(["run", str(path), "--runs-dir", str(runs), "--no-progress", "--no-report"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    word = {"no_dir": "no data_dir", "missing_file": names[3], "bad_magic": "malformed file"}
+    assert word[case] in err
+    assert not runs.exists()

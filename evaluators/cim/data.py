@@ -283,6 +283,52 @@ def _idx_dataset(name: str, data_dir: str | os.PathLike | None) -> Arrays:
     return tx.astype(np.float32) / 255.0, ty, vx.astype(np.float32) / 255.0, vy
 
 
+def check_dataset_files(name: str, data_dir: str | os.PathLike | None) -> None:
+    """Cheap checks of a file-based dataset before anything runs: the directory is given,
+    every file is there, and each starts as its format does (IDX magic; a pickle).
+
+    Why here: the evaluator calls it when it is built, which ``dse run`` does before any
+    store exists, so a missing or wrong file is one message, not a run of failed designs.
+    A file that is damaged further in still fails its evaluations (and ``fail_fast``).
+    """
+    if name in ("mnist", "fashion_mnist"):
+        where = MNIST_URLS if name == "mnist" else FASHION_URLS
+        root = _require_dir(name, data_dir, "the IDX files " + ", ".join(IDX_FILES.values()), where)
+        for key, stem in IDX_FILES.items():
+            path = _find_idx(name, root, stem, where)
+            ndim = 3 if key.endswith("_x") else 1
+            try:
+                opener = gzip.open if path.suffix == ".gz" else open
+                with opener(path, "rb") as fh:
+                    head = fh.read(4)
+            except (OSError, EOFError, zlib.error) as exc:
+                raise DatasetError(f"cannot read {path}: {exc}; get it from {where}") from None
+            if head != bytes((0, 0, 0x08, ndim)):
+                raise DatasetError(
+                    f"malformed file {path}: magic {head.hex() or 'empty'}; expected an IDX file "
+                    f"with {ndim} dimension(s) of unsigned bytes (magic 0x0000080{ndim}); "
+                    f"get it from {where}"
+                )
+    elif name == "cifar10":
+        names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+        what = "the directory cifar-10-batches-py with " + ", ".join(names)
+        root = _require_dir("cifar10", data_dir, what, CIFAR10_URL)
+        base = root / "cifar-10-batches-py" if (root / "cifar-10-batches-py").is_dir() else root
+        for n in names:
+            path = base / n
+            if not path.is_file():
+                raise DatasetError(
+                    f"dataset 'cifar10': file {path} not found; expected {what}; "
+                    f"get it from {CIFAR10_URL}"
+                )
+            with open(path, "rb") as fh:
+                if fh.read(1) != b"\x80":
+                    raise DatasetError(
+                        f"malformed file {path}: not a Python pickle; expected a CIFAR-10 "
+                        f"python batch; get it from {CIFAR10_URL}"
+                    )
+
+
 # -- CIFAR-10 python batches --------------------------------------------------------
 class _CifarUnpickler(pickle.Unpickler):
     """Unpickler that builds only plain data and numpy arrays.

@@ -38,7 +38,14 @@ from evaluators.base import (
 )
 from evaluators.cim.corruptions import CORRUPTIONS, corrupt
 from evaluators.cim.cost.estimate import AREA_TERMS, ENERGY_TERMS, LATENCY_TERMS
-from evaluators.cim.data import DATASETS, Dataset, default_cache_dir, load_dataset
+from evaluators.cim.data import (
+    DATASETS,
+    Dataset,
+    DatasetError,
+    check_dataset_files,
+    default_cache_dir,
+    load_dataset,
+)
 from evaluators.cim.hw.config import hw_key_names
 from evaluators.cim.layers import crossbar_layers
 from evaluators.cim.model_cache import ModelCache, TrainedModel
@@ -181,6 +188,10 @@ class CimEvaluator(Evaluator):
             raise EvaluatorError(
                 f"cim: test_noise={test_noise!r}; allowed: {', '.join(CORRUPTIONS)}"
             )
+        try:  # file-based datasets: present and in their format, before any store exists
+            check_dataset_files(dataset, data_dir)
+        except DatasetError as exc:
+            raise EvaluatorError(f"cim: {exc}") from None
         if noise_rng not in ("native", "torch"):
             raise EvaluatorError(f"cim: noise_rng={noise_rng!r}; allowed: native, torch")
         from evaluators.cim.native_rng import NativeUnavailable, resolve_path
