@@ -96,7 +96,7 @@ class FailFast:
                 self._streak.clear()
             else:
                 self.failed += 1
-                self._streak = [*self._streak[-(self.k - 1) :], r.error or ""] if self.k else []
+                self._streak = ([*self._streak, r.error or ""])[-self.k :] if self.k else []
 
     @property
     def triggered(self) -> bool:

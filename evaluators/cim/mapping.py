@@ -357,7 +357,9 @@ def _map_layer(
 
     wk = w[row_idx][:, col_idx]
     step = code_step(wk, mag_bits) if (layer.weight_bits is not None and not binary) else None
-    mean_g = _mean_conductance_fraction(wk, mag_bits, cell_bits, slices, binary, step)
+    row_g = _row_level_fraction(wk, mag_bits, cell_bits, slices, binary, step)
+    # rows are equally long, so the mean of the row means is the mean over all cells
+    mean_g = float(row_g.mean()) if row_g.numel() else 0.0
     activity, read_g = input_statistics(
         st.get("rows"),
         row_idx,
@@ -365,7 +367,7 @@ def _map_layer(
         hw,
         signed=bool(st["signed"]),
         pm1=binary_mram and bool(st["pm1"]),
-        row_g=_row_level_fraction(wk, mag_bits, cell_bits, slices, binary, step),
+        row_g=row_g,
     )
     return LayerMapping(
         name=name,
@@ -419,25 +421,34 @@ def input_statistics(
     x = rows.index_select(1, row_idx.to(rows.device)).float()
     if pm1:  # ±1 inputs: every input drives exactly one of WL / WL̄
         act_rows = torch.ones(x.shape[1])
-        return (1.0,), _weighted(act_rows, row_g)
+        return (1.0,), driven_level(act_rows, row_g)
     a = hw.act_bits
     bits = a - 1 if signed and a > 1 else a
     levels = 2**bits - 1
     codes = torch.clamp(torch.round(x / x_fs * levels), 0, levels).long()
     if hw.input_mode == "dac":
         amp2 = (codes.float() / levels) ** 2
-        return (float(amp2.mean()),), _weighted(amp2.mean(dim=0), row_g)
-    # from the code histogram and a popcount table instead of one float tensor per plane
-    values = torch.arange(levels + 1)
-    plane_of = torch.stack([(values >> j) & 1 for j in range(bits)]).float()  # (bits, L+1)
-    hist = torch.bincount(codes.flatten(), minlength=levels + 1).float()
+        return (float(amp2.mean()),), driven_level(amp2.mean(dim=0), row_g)
+    activity, act_rows = bit_activity(codes, bits)
+    return activity, driven_level(act_rows, row_g)
+
+
+def bit_activity(codes: torch.Tensor, bits: int) -> tuple[tuple[float, ...], torch.Tensor]:
+    """(Fraction of set bits per plane, LSB first; per input row, the mean fraction of set
+    bits) of unsigned ``bits``-bit ``codes`` (vectors × rows). From the code histogram and a
+    popcount table instead of one float tensor per plane."""
+    codes = codes.long()
+    values = torch.arange(2**bits)
+    plane_of = torch.stack([(values >> j) & 1 for j in range(bits)]).float()  # (bits, 2^b)
+    hist = torch.bincount(codes.flatten(), minlength=2**bits).float()
     activity = tuple(float(a) for a in plane_of @ hist / max(codes.numel(), 1))
     ones = plane_of.sum(dim=0)  # set bits of each code
-    act_rows = ones[codes].mean(dim=0) / bits
-    return activity, _weighted(act_rows, row_g)
+    return activity, ones[codes].mean(dim=0) / bits
 
 
-def _weighted(act_rows: torch.Tensor, row_g: torch.Tensor) -> float:
+def driven_level(act_rows: torch.Tensor, row_g: torch.Tensor) -> float:
+    """Mean programmed level of the cells on driven rows: ``row_g`` weighted by how often
+    each row is driven (``act_rows``); the plain mean where nothing is driven."""
     total = float(act_rows.sum())
     if total <= 0:
         return float(row_g.mean()) if row_g.numel() else 0.0
@@ -447,7 +458,9 @@ def _weighted(act_rows: torch.Tensor, row_g: torch.Tensor) -> float:
 def _row_level_fraction(
     w: torch.Tensor, mag_bits: int, cell_bits: int, slices: int, binary: bool, step: float | None
 ) -> torch.Tensor:
-    """Mean programmed level (0..1) of the cells of each kept row, pairs included."""
+    """Mean programmed level (0 = g_min, 1 = g_max) of the cells of each kept row; its mean
+    is the layer's ``mean_g_fraction``. Binary MRAM units hold one P and one AP cell: 0.5;
+    differential pairs hold the magnitude slices on one side and g_min on the other."""
     if w.numel() == 0:
         return torch.zeros(w.shape[0])
     if binary:
@@ -501,32 +514,3 @@ def code_step(w: torch.Tensor, mag_bits: int, tol: float = 1e-3) -> float | None
         if float((r - r.round()).abs().max()) <= tol:
             return a_max / m
     return None
-
-
-def _mean_conductance_fraction(
-    w: torch.Tensor,
-    mag_bits: int,
-    cell_bits: int,
-    slices: int,
-    binary: bool,
-    step: float | None = None,
-) -> float:
-    """Average programmed level of all cells (0 = g_min, 1 = g_max) — sets read energy.
-
-    Binary MRAM units always hold one P and one AP cell: 0.5. Differential pairs hold
-    the magnitude slices on one side and g_min on the other.
-    """
-    if w.numel() == 0:
-        return 0.0
-    if binary:
-        return 0.5
-    q_max = 2**mag_bits - 1
-    w_max = float(w.abs().max()) if step is None else step * q_max
-    if w_max == 0:
-        return 0.0
-    m = torch.round(w.abs() / w_max * q_max).long()
-    levels = 2**cell_bits - 1
-    total = 0.0
-    for s in range(slices):
-        total += float(((m >> (cell_bits * s)) & levels).float().mean()) / levels
-    return total / (2 * slices)  # the other cell of each pair sits at g_min

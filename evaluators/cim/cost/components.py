@@ -281,10 +281,6 @@ def buffer_fj_per_bit(node_nm: float) -> float:
     return by_node(node_nm, BUFFER_FJ_PER_BIT)
 
 
-def _pair_by_node(node_nm: float, table: dict[float, tuple[float, float]], i: int) -> float:
-    return by_node(node_nm, {n: v[i] for n, v in table.items()})
-
-
 def _flash_lookup(
     table: dict[float, tuple[tuple[float, ...], ...]],
     bits: int,

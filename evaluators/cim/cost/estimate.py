@@ -263,7 +263,7 @@ def estimate_breakdown(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -
     fp = floorplan(mapping, hw, dev)
     out.floorplan = fp
     e, ar, lat = out.energy_pj, out.area_um2, out.latency_ns
-    w_cell, h_cell = _cell_dims_f(dev)
+    w_cell, _ = _cell_dims_f(dev)
     t_conv = conversion_ns(hw)
     clk = clock_ns(hw)
     e_conv = converter_energy_pj(hw)
@@ -339,7 +339,6 @@ def _areas(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel, fp: Floorplan
     ar["cells"] = n_arrays * hw.array_size**2 * dev.cell_area_f2 * f**2
     ar["adc"] = adcs * adc_area_um2(hw)
     ar["shift_add"] = n_arrays * hw.array_size * C.shift_add_area_um2(hw.adc_bits, cpw, t)
-    w_cell, h_cell = _cell_dims_f(dev)
     ar["drivers"] = n_arrays * hw.array_size * C.column_periphery_area_um2(t)
     adders, buffers = _tile_adder_and_buffer_bits(hw, fp.tile_arrays)
     ar["adder_tree"] = fp.tiles * adders * C.by_node(t, ADDER_UM2_PER_BIT, "area")
@@ -353,7 +352,6 @@ def _areas(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel, fp: Floorplan
     )
     used = sum(v for k, v in ar.items() if k != "unused")
     ar["unused"] = max(fp.chip_um2 - used, 0.0)  # the chip is the tile grid's bounding box
-    del w_cell, h_cell
 
 
 def _digital(

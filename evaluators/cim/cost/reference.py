@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..hw.config import HardwareConfig
-from ..mapping import LayerMapping, Mapping
+from ..mapping import LayerMapping, Mapping, bit_activity, driven_level
 
 
 def offset_layer(
@@ -40,11 +40,8 @@ def offset_layer(
     v = w_codes.astype(np.int64) + 2 ** (weight_bits - 1)
     levels = 2**cb - 1
     digits = [((v >> (cb * s)) & levels) / levels for s in range(slices)]
-    row_g = np.mean(np.stack(digits), axis=(0, 2))  # mean level fraction per row
-    planes = [((x_codes.astype(np.int64) >> j) & 1).astype(float) for j in range(input_bits)]
-    activity = tuple(float(p.mean()) for p in planes)
-    act_rows = np.mean(np.stack([p.mean(axis=0) for p in planes]), axis=0)
-    read_g = float((act_rows * row_g).sum() / act_rows.sum()) if act_rows.sum() > 0 else 0.0
+    row_g = torch.from_numpy(np.mean(np.stack(digits), axis=(0, 2))).float()  # per row
+    activity, act_rows = bit_activity(torch.from_numpy(x_codes.astype(np.int64)), input_bits)
     return LayerMapping(
         name=name,
         k=k,
@@ -64,10 +61,10 @@ def offset_layer(
         input_range=1.0,
         signed_input=False,
         pm1_input=False,
-        mean_g_fraction=float(np.mean(np.stack(digits))),
+        mean_g_fraction=float(row_g.mean()),
         array_size=hw.array_size,
         input_bit_activity=activity,
-        read_g_fraction=read_g,
+        read_g_fraction=driven_level(act_rows, row_g),
     )
 
 
