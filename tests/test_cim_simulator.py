@@ -503,3 +503,47 @@ def test_small_chunks_split_rows_and_samples(mlp, digits):
         assert float(noise.std()) == pytest.approx(sigma, rel=0.1)
         # rows of different blocks are independent draws, not copies
         assert not torch.allclose(noise[0], noise[-1])
+
+
+def test_mram_gaussian_r_samples_r_then_inverts_and_is_the_devices_choice(monkeypatch):
+    # the device chooses the cell law; the default stays seed 000's Gaussian-in-G model
+    assert mram.MTJParams.from_device(get_device("mram")).model == "gaussian_g"
+    with pytest.raises(ValueError, match="mtj_model"):
+        replace(get_device("mram"), mtj_model="lognormal")
+    dev = replace(get_device("mram", 10.0), mtj_model="gaussian_r")  # σ_R/μ_R = 40 %
+    p = mram.MTJParams.from_device(dev)
+    assert p.model == "gaussian_r" and p.sigma_p / p.r_p == pytest.approx(0.40)
+    n = 200_000
+    gp, gap = mram.sample_conductances((n,), p, torch.Generator().manual_seed(0))
+    # R ~ N(μ, σ²) (clipped at 1 % of μ: z < −2.475, 0.7 % of cells): stated σ in R ...
+    r_p, r_ap = p.r_p / gp.double(), p.r_p / gap.double()
+    assert float(r_p.mean()) == pytest.approx(p.r_p, rel=0.01)
+    assert float(r_ap.mean()) == pytest.approx(p.r_ap, rel=0.01)
+    assert float(r_p.std()) == pytest.approx(p.sigma_p, rel=0.03)
+    assert float(r_ap.std()) == pytest.approx(p.sigma_ap, rel=0.03)
+    # ... and G = 1/R of exactly those draws (same stream, same order: z_P then z_AP)
+    g = torch.Generator().manual_seed(0)
+    z_p, z_ap = torch.randn((n,), generator=g), torch.randn((n,), generator=g)
+    want_p = 1.0 / (p.r_p + p.sigma_p * z_p).clamp_min(0.01 * p.r_p)
+    want_ap = 1.0 / (p.r_ap + p.sigma_ap * z_ap).clamp_min(0.01 * p.r_ap)
+    torch.testing.assert_close(gp / p.r_p, want_p, rtol=1e-5, atol=0)
+    torch.testing.assert_close(gap / p.r_p, want_ap, rtol=1e-5, atol=0)
+    # the 1/R tail: mean G exceeds 1/μ (Jensen), which the Gaussian-in-G law does not have
+    assert float(gp.mean()) > 1.1
+
+    # the simulator draws its chips with the device's law
+    seen = []
+    real = mram.sample_conductances
+
+    def spy(shape, params, *a, **k):
+        seen.append(params.model)
+        return real(shape, params, *a, **k)
+
+    monkeypatch.setattr(mram, "sample_conductances", spy)
+    torch.manual_seed(0)
+    net = nn.Sequential(CrossbarLinear(16, 4, binary=True)).eval()
+    x = torch.randn(8, 16).sign()
+    hw = HardwareConfig(device="mram", adc_bits=12, act_bits=8, variation_scale=10.0)
+    m = Mapping.from_model(net, hw, sample_input=x)
+    simulate(net, m, hw, dev, x, torch.zeros(8, dtype=torch.long), instances=2, device="cpu")
+    assert seen and set(seen) == {"gaussian_r"}

@@ -21,6 +21,10 @@ import torch
 #: on the target conductance, :func:`drift_nu_params`)
 DRIFT_MODELS = ("constant", "pcm")
 
+#: binary MTJ cell models (:func:`evaluators.cim.mram.sample_conductances`): "gaussian_g"
+#: (seed 000: G ~ N(1/μ, σ²/μ⁴)) or "gaussian_r" (R ~ N(μ, σ²), G = 1/R)
+MTJ_MODELS = ("gaussian_g", "gaussian_r")
+
 # aihwkit PCMLikeNoiseModel (src/aihwkit/inference/noise/pcm.py, IBM; fit of Nandakumar
 # et al., ICECS 2019, to ~1 M PCM devices), g = G / g_max clipped at 1e-7:
 #   μ_ν = clamp(−0.0155·ln g + 0.0244, 0.049, 0.1)
@@ -90,6 +94,11 @@ class DeviceModel:
     #: relative std of R_P and R_AP (σ/μ)
     r_p_rel_sigma: float = 0.0
     r_ap_rel_sigma: float = 0.0
+    #: how a binary MTJ cell is drawn (MTJ_MODELS): "gaussian_g" (seed 000, default) or
+    #: "gaussian_r" (sample R, invert). A study selects it through a device registered with
+    #: it, e.g. ``register_device(replace(get_device("mram"), name="mram_r",
+    #: mtj_model="gaussian_r"))`` in a plugin, then ``hw.device: mram_r``
+    mtj_model: str = "gaussian_g"
     #: multiplier applied to every σ (hw.variation_scale; seed 000 sweeps 1×..10×)
     variation_scale: float = 1.0
     #: where the numbers come from (short)
@@ -100,6 +109,11 @@ class DeviceModel:
             raise ValueError(
                 f"device {self.name!r}: drift_model={self.drift_model!r}; allowed: "
                 + ", ".join(DRIFT_MODELS)
+            )
+        if self.mtj_model not in MTJ_MODELS:
+            raise ValueError(
+                f"device {self.name!r}: mtj_model={self.mtj_model!r}; allowed: "
+                + ", ".join(MTJ_MODELS)
             )
         v = self.wl_voltage_v
         if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
@@ -176,11 +190,16 @@ def _mram_conductance_sigma(r_p: float, r_ap: float, rel_p: float, rel_ap: float
     return math.sqrt(0.5 * (s_p**2 + s_ap**2)) / (1.0 / r_p - 1.0 / r_ap)
 
 
-# MRAM numbers (seed 000 cites D. Shum et al., VLSI 2017, 28-nm embedded STT-MRAM):
-# perpendicular MTJs in CMOS-embedded eMRAM have TMR ≈ 100-150 % and resistance spreads
-# σ/μ of a few percent. Seed 000 does not list the values, so we take a representative
-# R_P = 3 kΩ, R_AP = 6 kΩ (TMR 100 %: the "low on/off ratio" of seed 000) and σ/μ = 4 %
-# for both states; treat these as order-of-magnitude, not a quoted datasheet value.
+# MRAM numbers. Seed 000 normalises its variation axis to "actual MRAM variability σ_MRAM"
+# and cites D. Shum et al., VLSI 2017 (CMOS-embedded STT-MRAM, 2x-nm), but lists no value,
+# and we could not read Shum's figures. What we could read: embedded pMTJs reach TMR 180 %
+# at 25 °C (Intel 22FFL 7 Mb eMRAM, L. Wei et al., ISSCC 2019, as reported by EE Times);
+# measured MgO MTJ arrays spread in R_P through the barrier thickness, and R_AP's spread
+# follows R_P's (J.-T. Choi, G.-H. Kil, Y.-H. Song, Jpn. J. Appl. Phys. 54, 04DD12, 2015,
+# abstract; no σ quoted there). No published σ_R/μ_R was found in the sources available to
+# us, so σ/μ = 4 % for both states is OUR ASSUMPTION (a "few percent" spread), not a cited
+# figure: "10×" in seed-000 studies means σ_R/μ_R = 40 % under this assumption. R_P = 3 kΩ,
+# R_AP = 6 kΩ (TMR 100 %, below Intel's 180 %: seed 000's "low on/off ratio") likewise.
 _MRAM_RP, _MRAM_RAP, _MRAM_REL = 3.0e3, 6.0e3, 0.04
 
 _DEVICES: dict[str, DeviceModel] = {

@@ -7,10 +7,13 @@ state P exactly when w·x = +1, so a column current is
 
     y = p₁·G_P + p₋₁·G_AP,       p±1 = #{m : w_m·x_m = ±1}
 
-with R_P ~ N(μ_P, σ_P²), R_AP ~ N(μ_AP, σ_AP²) and G = 1/R. By default cells are drawn
-as seed 000 models them, Gaussian in conductance to first order: G ~ N(1/μ, σ²/μ⁴)
-(``sample_conductances(model="gaussian_g")``); ``model="gaussian_r"`` samples R and
-inverts it (the exact 1/R law, with its heavy tail at large σ).
+with R_P ~ N(μ_P, σ_P²), R_AP ~ N(μ_AP, σ_AP²) and G = 1/R. Seed 000 draws the cells
+Gaussian in conductance, G ~ N(1/μ, σ²/μ⁴) (the first-order law of G = 1/R), and so does
+the built-in ``mram`` device (``DeviceModel.mtj_model = "gaussian_g"``). A device with
+``mtj_model = "gaussian_r"`` samples R ~ N(μ, σ²) and inverts it (the exact 1/R law, with
+its heavy tail at large σ); the simulator, ``ddhr``, ``s_ddhr`` and ``fixed`` all draw
+through :func:`sample_conductances`, which follows the device (``MTJParams.model``).
+PS-/AS-DDHR use the first-order moments of either law.
 
 Normalising back to the ±1 domain with the *nominal* conductances
 Ḡ = (1/μ_P + 1/μ_AP)/2 and ΔG = 1/μ_P − 1/μ_AP gives ŷ = (y − Ḡ·Σ|x|)/(ΔG/2), which
@@ -40,6 +43,8 @@ class MTJParams:
     r_ap: float
     sigma_p: float
     sigma_ap: float
+    #: cell draw (devices.MTJ_MODELS): "gaussian_g" (seed 000) or "gaussian_r"
+    model: str = "gaussian_g"
 
     @classmethod
     def from_device(cls, dev: DeviceModel) -> MTJParams:
@@ -50,6 +55,7 @@ class MTJParams:
             dev.r_ap_ohm,
             dev.r_p_rel_sigma * dev.r_p_ohm,
             dev.r_ap_rel_sigma * dev.r_ap_ohm,
+            dev.mtj_model,
         )
 
     @property
@@ -75,7 +81,7 @@ def sample_conductances(
     generator: torch.Generator | NoiseStream | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
-    model: str = "gaussian_g",
+    model: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-cell (G_P, G_AP) in siemens·Ω-normalised units (G·r_p, so nominal G_P = 1).
 
@@ -85,7 +91,9 @@ def sample_conductances(
     ``model="gaussian_r"`` draws R ~ N(μ, σ²) (clipped at 1 % of μ) and inverts it: the
     same to first order, but at 10× variation (σ_R/μ_R = 40 %) its heavy 1/R tail
     dominates every column sum, which the seed's model (and its results) do not have.
+    ``model=None`` takes the device's choice, ``p.model`` (``DeviceModel.mtj_model``).
     """
+    model = p.model if model is None else model
     if model not in ("gaussian_g", "gaussian_r"):
         raise ValueError(f"MRAM conductance model {model!r}; allowed: gaussian_g, gaussian_r")
     z_p = randn(shape, generator, device, dtype)
