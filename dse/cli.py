@@ -51,6 +51,14 @@ def _fail(message: str, code: int = EXIT_USAGE) -> int:
     return code
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line errors: ``error: dse run: ...; see 'dse run --help'``."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        _fail(f"{self.prog}: {message}; see '{self.prog} --help'")
+        raise SystemExit(EXIT_USAGE)
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if getattr(args, "runner", None):
@@ -102,7 +110,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dse",
         description=(
             "cim-dse: multi-objective design-space exploration of DNNs on analog "
@@ -113,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.set_defaults(_commands=sub.choices)
     fmt = argparse.RawDescriptionHelpFormatter
 
     p = sub.add_parser(
@@ -368,7 +377,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # name the subcommand whose flags were wrong
+        command = args._commands.get(args.command, parser)
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
     if not args.command:
         parser.print_help()
         return EXIT_USAGE

@@ -240,6 +240,14 @@ def _format_validation_error(exc: ValidationError, data: Any, where: str) -> str
             )
         elif err["type"] == "literal_error":
             msg = msg.replace("Input should be", "allowed:")
+        elif err["type"] in _PYDANTIC_ALLOWED:
+            try:
+                msg = "allowed: " + _PYDANTIC_ALLOWED[err["type"]].format(**err.get("ctx", {}))
+            except (KeyError, IndexError):
+                pass
+        if err["type"] == "missing":
+            lines.append(f"key '{loc}': missing; it is required")
+            continue
         lines.append(f"key '{loc}': value {value!r}: {msg}")
     return f"{where}: " + "; ".join(lines)
 
@@ -265,6 +273,32 @@ def _allowed_keys(parent: str) -> list[str]:
     return sorted(model.model_fields)
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: what the YAML parser expected, and where (line:column, 1-based)."""
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}" + (f" ({context})" if context else "")
+
+
+_PYDANTIC_ALLOWED = {
+    "greater_than_equal": ">= {ge}",
+    "greater_than": "> {gt}",
+    "less_than_equal": "<= {le}",
+    "less_than": "< {lt}",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "int_type": "an integer",
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "bool_parsing": "true or false",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+}
+
+
 def load_spec(
     source: str | Path | dict[str, Any], *, overrides: dict[str, Any] | None = None
 ) -> ResolvedStudy:
@@ -284,7 +318,7 @@ def load_spec(
         try:
             data = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:
-            raise SpecError(f"{where}: not valid YAML: {exc}") from None
+            raise SpecError(f"{where}: not valid YAML: {_yaml_problem(exc)}") from None
         if not isinstance(data, dict):
             raise SpecError(
                 f"{where}: a study file is a YAML mapping with keys name, evaluator, objectives, budget, ..."

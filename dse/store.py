@@ -225,12 +225,22 @@ class Store:
         self._meta, self._counters = t["meta"], t["counters"]
         self._pid = os.getpid()
         self._name: str | None = None
-        with self._write() as conn:
-            self._md.create_all(conn, checkfirst=True)
-        self._insert_ignore(
-            self._meta, [{"key": "store.schema", "value": _dumps(_SCHEMA_VERSION)}], ("key",)
-        )
-        self._insert_ignore(self._counters, [{"name": "done_seq", "value": 0}], ("name",))
+        try:
+            with self._write() as conn:
+                self._md.create_all(conn, checkfirst=True)
+            self._insert_ignore(
+                self._meta, [{"key": "store.schema", "value": _dumps(_SCHEMA_VERSION)}], ("key",)
+            )
+            self._insert_ignore(self._counters, [{"name": "done_seq", "value": 0}], ("name",))
+        except sa.exc.DatabaseError as exc:  # a file that is not SQLite, a foreign schema
+            self._engine.dispose()
+            what = str(self.path) if self.path is not None else self.url
+            cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise StoreError(
+                f"{what} is not a study store ({'SQLite' if self.path else self._dialect} "
+                f"says: {cause}); it was left as it is — restore it from a backup or start "
+                "the study again with 'dse run' into another directory"
+            ) from None
 
     # ------------------------------------------------------------------ plumbing
     def _check_fork(self) -> None:

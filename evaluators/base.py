@@ -159,7 +159,23 @@ def evaluator_accepts(spec: EvaluatorSpec, option: str) -> bool:
 
 def create_evaluator(name: str, **options: Any) -> Evaluator:
     """Build a registered evaluator; unknown names list what is allowed."""
+    import inspect
+
     factory = _factory(name)
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        known = [
+            n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        unknown = [o for o in options if o not in known]
+        if unknown:
+            raise EvaluatorError(
+                f"evaluator {name!r} has no option {unknown[0]!r}; allowed: "
+                + (", ".join(known) if known else "no options")
+            )
     try:
         return factory(**options)
     except TypeError as exc:

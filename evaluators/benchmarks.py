@@ -40,25 +40,54 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return value
 
 
+def _param_extremes(param: Any) -> list[float]:
+    """The numeric values a param can take at its ends (bounds, or every choice)."""
+    if hasattr(param, "choices"):
+        values = list(param.choices)
+    elif hasattr(param, "value"):
+        values = [param.value]
+    else:
+        values = [param.low, getattr(param, "effective_high", param.high)]
+    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
 class PymooBenchmark(Evaluator):
-    """A pymoo test problem over params ``x_0..x_{n-1}``, metrics ``f1..fm`` (all minimized)."""
+    """A pymoo test problem over params ``x_0..x_{n-1}``, metrics ``f1..fm`` (all minimized).
+
+    pymoo's ZDT and DTLZ problems take any number of variables, so without ``n_var`` the
+    number of variables follows the space (a design's ``x_0..x_{n-1}`` is an n-variable
+    problem; ``n_var`` then only sizes the default space). With ``n_var`` given, the space
+    must have exactly those variables. :meth:`check_space` refuses, before any store
+    exists, keys that are not variables, gaps, too few variables and bounds outside the
+    problem's.
+    """
 
     problem_name: str = ""
     default_n_var: int = 30
     min_n_var: int = 2
 
     def __init__(self, n_var: int | None = None):
-        from pymoo.problems import get_problem
-
+        self.n_var_given = n_var is not None
         self.n_var = _positive_int(
             "n_var", self.default_n_var if n_var is None else n_var, self.min_n_var
         )
-        self.problem = get_problem(self.problem_name, n_var=self.n_var, **self._problem_options())
+        self._problems: dict[int, Any] = {}
+        self.problem = self._problem(self.n_var)
         self.n_obj = int(self.problem.n_obj)
         self._x_names = [f"x_{i}" for i in range(self.n_var)]
 
     def _problem_options(self) -> dict[str, Any]:
         return {}
+
+    def _problem(self, n_var: int) -> Any:
+        """pymoo's problem with ``n_var`` variables (built once per size)."""
+        if n_var not in self._problems:
+            from pymoo.problems import get_problem
+
+            self._problems[n_var] = get_problem(
+                self.problem_name, n_var=n_var, **self._problem_options()
+            )
+        return self._problems[n_var]
 
     def metric_names(self) -> list[str]:
         return [f"f{j + 1}" for j in range(self.n_obj)]
@@ -69,13 +98,63 @@ class PymooBenchmark(Evaluator):
             Real(n, float(lo), float(hi)) for n, lo, hi in zip(self._x_names, xl, xu, strict=True)
         )
 
-    def _matrix(self, designs: list[Design]) -> np.ndarray:
+    def check_space(self, space: Any) -> None:
+        """Keys are x_0..x_{n-1} (n >= the problem's minimum, = n_var when given), every
+        value inside the problem's bounds."""
+        names = list(space.names)
+        index: dict[int, str] = {}
+        for name in names:
+            tail = name[2:] if name.startswith("x_") else ""
+            if not tail.isdigit() or str(int(tail)) != tail:
+                raise EvaluatorError(
+                    f"{self.name}: space key {name!r} is not a variable of {self.name}; "
+                    f"allowed: x_0, x_1, ... (e.g. x: {{low: 0.0, high: 1.0, size: {self.n_var}}})"
+                )
+            index[int(tail)] = name
+        n = len(index)
+        missing = [f"x_{i}" for i in range(n) if i not in index]
+        if missing:
+            raise EvaluatorError(
+                f"{self.name}: the space has {n} variables but lacks {missing[0]}; "
+                f"allowed: x_0..x_{n - 1} with no gaps"
+            )
+        if n < self.min_n_var:
+            raise EvaluatorError(
+                f"{self.name}: the space has {n} variable{'s' if n != 1 else ''} "
+                f"({', '.join(names) or 'none'}); {self.name} needs at least {self.min_n_var} "
+                f"(x_0..x_{self.min_n_var - 1})"
+            )
+        if self.n_var_given and n != self.n_var:
+            raise EvaluatorError(
+                f"{self.name}: option n_var={self.n_var} but the space has variables "
+                f"x_0..x_{n - 1}; allowed: a space of x_0..x_{self.n_var - 1} "
+                f"(x: {{size: {self.n_var}}}), or no n_var (the variables then follow the space)"
+            )
+        problem = self._problem(n)
+        xl, xu = np.asarray(problem.xl, float), np.asarray(problem.xu, float)
+        for i, name in sorted(index.items()):
+            lo, hi = float(xl[i]), float(xu[i])
+            for value in _param_extremes(space[name]):
+                if not lo <= value <= hi:
+                    raise EvaluatorError(
+                        f"{self.name}: space {name} = {value:g} is outside the problem's "
+                        f"bounds; allowed: [{lo:g}, {hi:g}]"
+                    )
+
+    def _names_for(self, design: Design) -> list[str]:
+        if self.n_var_given:
+            return self._x_names
+        n = 0
+        while f"x_{n}" in design:
+            n += 1
+        return self._x_names if n < self.min_n_var else [f"x_{i}" for i in range(n)]
+
+    def _matrix(self, designs: list[Design], names: list[str]) -> np.ndarray:
         try:
-            return np.array([[float(d[n]) for n in self._x_names] for d in designs], dtype=float)
+            return np.array([[float(d[n]) for n in names] for d in designs], dtype=float)
         except KeyError as exc:
             raise EvaluatorError(
-                f"{self.name}: design lacks {exc.args[0]!r}; it needs {self._x_names[0]}.."
-                f"{self._x_names[-1]}"
+                f"{self.name}: design lacks {exc.args[0]!r}; it needs {names[0]}..{names[-1]}"
             ) from None
 
     def _metrics(self, F: np.ndarray) -> list[Metrics]:
@@ -83,19 +162,27 @@ class PymooBenchmark(Evaluator):
         return [{n: float(v) for n, v in zip(names, row, strict=True)} for row in F]
 
     def evaluate(self, design: Design) -> Metrics:
-        return self._metrics(self.problem.evaluate(self._matrix([design]), return_values_of=["F"]))[
-            0
-        ]
+        names = self._names_for(design)
+        X = self._matrix([design], names)
+        return self._metrics(self._problem(len(names)).evaluate(X, return_values_of=["F"]))[0]
 
     def evaluate_batch(self, designs: list[Design]) -> list[Metrics | BaseException]:
-        """One vectorised pymoo call for the whole batch; per-design errors if it fails."""
-        if not designs:
-            return []
-        try:
-            X = self._matrix(designs)
-        except EvaluatorError:
-            return super().evaluate_batch(designs)
-        return list(self._metrics(self.problem.evaluate(X, return_values_of=["F"])))
+        """One vectorised pymoo call per number of variables; per-design errors if it fails."""
+        groups: dict[int, list[int]] = {}
+        for i, d in enumerate(designs):
+            groups.setdefault(len(self._names_for(d)), []).append(i)
+        out: list[Metrics | BaseException] = [None] * len(designs)  # type: ignore[list-item]
+        for n, members in groups.items():
+            batch = [designs[i] for i in members]
+            try:
+                X = self._matrix(batch, self._names_for(batch[0]))
+            except EvaluatorError:
+                results = super().evaluate_batch(batch)
+            else:
+                results = self._metrics(self._problem(n).evaluate(X, return_values_of=["F"]))
+            for i, r in zip(members, results, strict=True):
+                out[i] = r
+        return out
 
     def pareto_front(self, n_points: int = 2000) -> np.ndarray:
         """Dense sample of the problem's true Pareto front (pymoo's analytic front)."""
