@@ -15,8 +15,8 @@ Counting rules (each the chip the simulator evaluates, ``simulator.py``):
 * one ADC conversion per (row tile, column pair — or single column in offset encoding —,
   slice, read cycle); the ADC serves ``cols_per_adc`` columns one after the other (column
   mux steps), each conversion followed by one shift-and-add;
-* partial sums of the row tiles of a layer meet in an adder tree (row_tiles − 1 adds per
-  output column and vector);
+* partial sums meet in adder trees at three levels, PE, tile and chip, as NeuroSim's
+  floorplan places them (:func:`tree_adds_per_vector`);
 * each vector's inputs are written to the buffer, read by and sent to each of the
   layer's tiles (``hw.act_bits`` wide); its outputs come back as partial sums
   (``psum_bits`` wide) through the buffer.
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from ..hw.config import HardwareConfig
 from ..mapping import LayerMapping
+from .floorplan import LayerPlacement
 
 #: bit activity assumed when a layer was mapped without calibration inputs
 UNMEASURED_ACTIVITY = 0.5
@@ -84,11 +85,45 @@ def psum_bits(lm: LayerMapping, hw: HardwareConfig) -> int:
     return hw.adc_bits + lm.weight_bits + hw.act_bits + math.ceil(math.log2(rows)) + PSUM_EXTRA_BITS
 
 
+def tree_adds_per_vector(
+    lm: LayerMapping, hw: HardwareConfig, placement: LayerPlacement | None, share: int = 1
+) -> float:
+    """Adds per vector in NeuroSim's three adder-tree levels (ProcessingUnit.cpp,
+    Tile.cpp, Chip.cpp; AdderTree.cpp: a tree of n operands makes n − 1 adds):
+
+    * each PE holding weights joins its subarray rows, in one tree per ADC column group
+      over the PE's whole width (the trees are sized once per PE, not per layer), read
+      ceil(cols_per_adc / columns per weight) times per vector;
+    * each tile joins its PE rows (every PE row of a CM tile; the taps of an NM tile) the
+      same way over the tile's output width;
+    * the chip joins the layer's tile rows, one add per output and vector.
+
+    ``share``: the layer is one of ``share`` kernel-tap PEs sharing the tile and chip
+    trees. Without a placement only the row tiles are joined, per output column."""
+    if placement is None:
+        return max(lm.row_tiles - 1, 0) * lm.cols_logical
+    p, k = placement, placement.kind
+    reads = math.ceil(hw.cols_per_adc / max(lm.slices * lm.cols_per_weight, 1))
+    pe_trees = reads * k.pe_side / hw.cols_per_adc
+    tile_trees = reads * k.output_cols / hw.cols_per_adc
+    pe = p.pes / share * pe_trees * max(p.pe_tree_inputs - 1, 0)
+    tile = p.tiles * tile_trees * max(p.tile_tree_inputs - 1, 0) / share
+    chip = lm.cols_logical * max(p.chip_tree_inputs - 1, 0) / share
+    return pe + tile + chip
+
+
 def layer_counts(
-    lm: LayerMapping, hw: HardwareConfig, g_min_us: float, g_range_us: float, tiles: int = 1
+    lm: LayerMapping,
+    hw: HardwareConfig,
+    g_min_us: float,
+    g_range_us: float,
+    tiles: int = 1,
+    placement: LayerPlacement | None = None,
+    share: int = 1,
 ) -> LayerCounts:
     """Counts of one mapped layer; ``g_*`` are the cell conductance limits (µS), ``tiles``
-    the tiles the floorplan gave the layer (its inputs are sent to each)."""
+    the tiles the floorplan gave the layer (its inputs are sent to each), ``placement``
+    where it sits (adder-tree levels, :func:`tree_adds_per_vector`)."""
     v = lm.vectors_per_inference
     cycles = lm.input_cycles(hw)
     rows, cols = lm.rows_physical, lm.cols_physical
@@ -127,7 +162,7 @@ def layer_counts(
         wl_pulses=v * driven * rows * lm.col_tiles,
         dac_conversions=v * rows * lm.col_tiles if dac else 0.0,
         shift_adds=conversions,
-        tree_adds=v * max(lm.row_tiles - 1, 0) * lm.cols_logical,
+        tree_adds=v * tree_adds_per_vector(lm, hw, placement, share),
         tree_add_bits=tree_bits,
         activations=v * lm.cols_logical,
         buffer_bits=in_bits * (1 + tiles) + out_bits,

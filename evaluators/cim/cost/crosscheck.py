@@ -20,6 +20,7 @@ import numpy as np
 
 from ..hw.config import HardwareConfig
 from .estimate import estimate_breakdown
+from .floorplan import NEUROSIM_FLOORPLAN
 from .reference import mapping_from_record
 
 #: (quantity, our terms summed, NeuroSim keys summed, applies to ADC kinds)
@@ -99,7 +100,7 @@ def _ours(network: str, settings: tuple[tuple[str, Any], ...]) -> dict[str, dict
     run = {"network": network, "settings": dict(settings)}
     hw = hardware_of(run)
     mapping = mapping_from_record(_record(run["network"]), hw)
-    b = estimate_breakdown(mapping, hw, hw.device_model())
+    b = estimate_breakdown(mapping, hw, hw.device_model(), NEUROSIM_FLOORPLAN)
     energy = dict(b.energy_pj, total=b.energy_total_pj)
     area = dict(b.area_um2, total=b.area_total_um2)
     lat = dict(b.latency_ns, total=sum(b.layer_latency_ns), pipelined=max(b.layer_latency_ns))

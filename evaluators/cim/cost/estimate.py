@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 
 from ..devices import DeviceModel
 from ..hw.config import HardwareConfig
+from ..hw.periphery import FloorplanSpec
 from ..mapping import LayerMapping, Mapping
 from . import components as C
 from .counts import PSUM_EXTRA_BITS, layer_counts
+from .floorplan import ChipFloorplan, LayerPlacement, LayerShape, TileKind, neurosim_floorplan
 
 #: energy terms (``energy.<term>_nj``); NeuroSim counterparts in docs/concepts.md
 ENERGY_TERMS = (
@@ -75,21 +77,30 @@ def _cycles(fit: tuple[float, ...], v: int, rows: int, cols: int, tiles: int, rt
 
 @dataclass
 class Floorplan:
-    """Arrays → PEs → tiles → chip (see module docstring)."""
+    """The network placed on the chip: NeuroSim's tile/PE choice (``floorplan.py``), one
+    placement per mapped layer (members of a kernel-tap group share the group's tiles,
+    held by the first member) and the areas of the pieces."""
 
-    pe_arrays: int
-    tile_arrays: int  # arrays per tile side
+    chip: ChipFloorplan
+    #: per mapped layer, aligned with ``Mapping.layers``: (placement, group size)
+    layers: list[tuple[LayerPlacement, int]]
     tiles_per_layer: list[int]
-    grid: tuple[int, int]
     subarray_um2: float
-    tile_um2: float
+    tile_um2: dict[str, float]
     chip_um2: float
-    #: arrays placed (all slots of every allocated tile, used or not)
-    arrays: int = 0
 
     @property
     def tiles(self) -> int:
-        return sum(self.tiles_per_layer)
+        return self.chip.tiles
+
+    @property
+    def arrays(self) -> int:
+        """Subarray slots of every allocated tile, used or not."""
+        return self.chip.arrays
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.chip.grid
 
 
 @dataclass
@@ -171,59 +182,34 @@ def subarray_area_um2(hw: HardwareConfig, dev: DeviceModel, cells_per_weight: in
     return width * height
 
 
-def _pow2_ceil(x: float) -> int:
-    return 1 << max(0, math.ceil(math.log2(max(x, 1))))
-
-
-def floorplan(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -> Floorplan:
-    """Square tiles of 2×2 PEs of 2×2 arrays (4 arrays a side); a layer takes
-    ceil(row tiles / 4)·ceil(column tiles / 4) tiles of its own.
-
-    This is the smallest tile NeuroSim 1.4 builds (Chip.cpp ChipDesignInitialize: tile ≥ 4
-    subarrays a side, PE = half a tile), and the size it chose in 10 of the 12 recorded
-    (network, array, cell) combinations; NeuroSim searches power-of-two sides for the best
-    utilization and, for the very wide MLP layers of 1-bit cells on 128/256 arrays, took
-    tiles twice as large (docs/concepts.md, "Cost model calibration").
-    """
+def floorplan(
+    mapping: Mapping, hw: HardwareConfig, dev: DeviceModel, spec: FloorplanSpec | None = None
+) -> Floorplan:
+    """NeuroSim's floorplan of the mapped network (``floorplan.neurosim_floorplan``): a
+    kernel-tap group is one layer of ``taps`` PEs, every other layer one of its own.
+    ``spec`` overrides the chip's (``hw.periphery().floorplan``)."""
     layers = list(mapping.layers.values())
-    spec = hw.periphery().floorplan
-    pe_arrays = spec.pe_arrays
-    tile_arrays = spec.pe_arrays * spec.tile_pes
-    per_layer = [
-        math.ceil(lm.row_tiles / tile_arrays) * math.ceil(lm.col_tiles / tile_arrays)
-        for lm in layers
+    groups = list(_groups(layers).values())
+    shapes = [
+        LayerShape(layers[m[0]].rows_physical, len(m), layers[m[0]].cols_physical) for m in groups
     ]
+    chip = neurosim_floorplan(shapes, hw.array_size, spec or hw.periphery().floorplan)
+    placed: list[tuple[LayerPlacement, int] | None] = [None] * len(layers)
+    tiles_per_layer = [0] * len(layers)
+    for members, p in zip(groups, chip.layers, strict=True):
+        for i in members:
+            placed[i] = (p, len(members))
+        tiles_per_layer[members[0]] = p.tiles
     cpw = max((lm.slices * lm.cols_per_weight for lm in layers), default=1)
     sub = subarray_area_um2(hw, dev, cpw)
-    tile = tile_arrays**2 * sub + _tile_overhead_um2(hw, tile_arrays)
-    tile_areas = [tile] * sum(per_layer)
-    arrays = sum(per_layer) * tile_arrays**2
-    # a group (kernel taps mapped apart, reference.py) is NeuroSim's novel mapping: tiles of
-    # one PE per tap (Chip.cpp TileDesignNM: ceil(rows / PE)·ceil(cols / PE) tiles), the PE
-    # as wide as the tap's columns, 2 to 4 arrays a side (what NeuroSim chose on the record)
-    for members in _groups(layers).values():
-        if len(members) < 2:
-            continue
-        first = layers[members[0]]
-        pe = min(4, max(2, _pow2_ceil(first.cols_physical) // hw.array_size))
-        nm_tiles = math.ceil(first.row_tiles / pe) * math.ceil(first.col_tiles / pe)
-        for i in members:
-            tile_areas = (
-                tile_areas[: len(tile_areas) - per_layer[i]] if per_layer[i] else tile_areas
-            )
-            arrays -= per_layer[i] * tile_arrays**2
-            per_layer[i] = 0
-        per_layer[members[0]] = nm_tiles
-        nm_arrays = len(members) * pe**2
-        nm_area = nm_arrays * sub + _tile_overhead_um2(hw, pe) * len(members) / 4
-        tile_areas += [nm_area] * nm_tiles
-        arrays += nm_tiles * nm_arrays
-    n = sum(per_layer)
-    rows = math.ceil(math.sqrt(n))
-    cols = math.ceil(n / rows)
+    kinds = [k for k in (chip.nm, chip.cm) if k is not None]
+    tile_um2 = {k.name: k.arrays * sub + _tile_overhead_um2(hw, k) for k in kinds}
+    n = chip.tiles
+    rows, cols = chip.grid
+    tile_sum = sum(p.tiles * tile_um2[p.kind.name] for p in chip.layers)
     # the chip is the tile grid; its empty slots (rows·cols − n) are as large as the mean tile
-    chip = sum(tile_areas) * (rows * cols) / max(n, 1)
-    return Floorplan(pe_arrays, tile_arrays, per_layer, (rows, cols), sub, tile, chip, arrays)
+    chip_um2 = tile_sum * (rows * cols) / max(n, 1)
+    return Floorplan(chip, placed, tiles_per_layer, sub, tile_um2, chip_um2)  # type: ignore[arg-type]
 
 
 def _groups(layers: list[LayerMapping]) -> dict[object, list[int]]:
@@ -234,19 +220,22 @@ def _groups(layers: list[LayerMapping]) -> dict[object, list[int]]:
     return out
 
 
-def _tile_adder_and_buffer_bits(hw: HardwareConfig, tile_arrays: int) -> tuple[float, float]:
-    """Adder bits (the trees joining the tile's array rows, one per ADC column) and buffer
-    bits (inputs and partial sums of the tile's arrays, double-buffered) of one tile."""
+def _tile_adder_and_buffer_bits(hw: HardwareConfig, kind: TileKind) -> tuple[float, float]:
+    """Adder bits and buffer bits of one tile (NeuroSim ProcessingUnit / Tile): each PE's
+    trees join its subarray rows, one tree per ADC column group; the tile's trees join its
+    PE rows (NM: the taps); buffers hold the tile's inputs and partial sums, double-buffered."""
     a = hw.array_size
     psum = hw.adc_bits + hw.weight_bits + hw.act_bits + PSUM_EXTRA_BITS
-    adders = (tile_arrays - 1) * tile_arrays * a / hw.cols_per_adc * psum
-    buffers = 2 * tile_arrays * a * (hw.act_bits + psum)
-    return adders, buffers
+    pe_trees = kind.pe_arrays * a / hw.cols_per_adc
+    pe_adders = kind.pes * (kind.pe_arrays - 1) * pe_trees * psum
+    tile_adders = (kind.pes_per_side - 1) * (kind.output_cols / hw.cols_per_adc) * psum
+    buffers = 2 * (kind.input_rows * hw.act_bits + kind.output_cols * psum)
+    return pe_adders + tile_adders, buffers
 
 
-def _tile_overhead_um2(hw: HardwareConfig, tile_arrays: int) -> float:
+def _tile_overhead_um2(hw: HardwareConfig, kind: TileKind) -> float:
     """Adder trees and buffers of the tile's PEs and of the tile itself."""
-    adders, buffers = _tile_adder_and_buffer_bits(hw, tile_arrays)
+    adders, buffers = _tile_adder_and_buffer_bits(hw, kind)
     t = hw.tech_nm
     return adders * C.by_node(t, ADDER_UM2_PER_BIT, "area") + buffers * C.by_node(
         t, BUFFER_UM2_PER_BIT, "area"
@@ -254,13 +243,16 @@ def _tile_overhead_um2(hw: HardwareConfig, tile_arrays: int) -> float:
 
 
 # -- the estimate ------------------------------------------------------------------------------
-def estimate_breakdown(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -> CostBreakdown:
-    """Energy (pJ), area (µm²) and latency (ns) of one inference, per term."""
+def estimate_breakdown(
+    mapping: Mapping, hw: HardwareConfig, dev: DeviceModel, spec: FloorplanSpec | None = None
+) -> CostBreakdown:
+    """Energy (pJ), area (µm²) and latency (ns) of one inference, per term (``spec``: a
+    floorplan rule other than the chip's, e.g. NeuroSim's exact one)."""
     out = CostBreakdown()
     if not dev.analog:
         return _digital(mapping, hw, dev, out)
     t = hw.tech_nm
-    fp = floorplan(mapping, hw, dev)
+    fp = floorplan(mapping, hw, dev, spec)
     out.floorplan = fp
     e, ar, lat = out.energy_pj, out.area_um2, out.latency_ns
     w_cell, _ = _cell_dims_f(dev)
@@ -273,8 +265,10 @@ def estimate_breakdown(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel) -
     wire_out = C.by_node(t, WIRE_OUT_FJ_PER_BIT_MM)
     chip_side_mm = math.sqrt(fp.chip_um2) * 1e-3
     layer_terms: list[dict[str, float]] = []
-    for lm, tiles in zip(mapping.layers.values(), fp.tiles_per_layer, strict=True):
-        c = layer_counts(lm, hw, dev.g_min_us, dev.g_range_us, tiles)
+    for lm, tiles, (place, share) in zip(
+        mapping.layers.values(), fp.tiles_per_layer, fp.layers, strict=True
+    ):
+        c = layer_counts(lm, hw, dev.g_min_us, dev.g_range_us, tiles, place, share)
         g_per_conv = c.read_g_us / c.conversions if c.conversions else 0.0
         e["cells"] += c.conversions * C.column_current_energy_pj(
             g_per_conv, dev.read_voltage_v, t_conv, t
@@ -340,9 +334,10 @@ def _areas(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel, fp: Floorplan
     ar["adc"] = adcs * adc_area_um2(hw)
     ar["shift_add"] = n_arrays * hw.array_size * C.shift_add_area_um2(hw.adc_bits, cpw, t)
     ar["drivers"] = n_arrays * hw.array_size * C.column_periphery_area_um2(t)
-    adders, buffers = _tile_adder_and_buffer_bits(hw, fp.tile_arrays)
-    ar["adder_tree"] = fp.tiles * adders * C.by_node(t, ADDER_UM2_PER_BIT, "area")
-    ar["buffer"] = fp.tiles * buffers * C.by_node(t, BUFFER_UM2_PER_BIT, "area")
+    for p in fp.chip.layers:
+        adders, buffers = _tile_adder_and_buffer_bits(hw, p.kind)
+        ar["adder_tree"] += p.tiles * adders * C.by_node(t, ADDER_UM2_PER_BIT, "area")
+        ar["buffer"] += p.tiles * buffers * C.by_node(t, BUFFER_UM2_PER_BIT, "area")
     lanes = max(lm.cols_logical for lm in mapping.layers.values())
     ar["activation"] = lanes * 300.0 * C.area_scale(t, 45.0)  # ~ one 8-bit multiplier per lane
     chip_side_um = math.sqrt(fp.chip_um2)

@@ -93,16 +93,23 @@ class InterconnectSpec:
 
 @dataclass(frozen=True)
 class FloorplanSpec:
-    """Arrays → processing elements → tiles → chip (NeuroSim 1.4 Chip.cpp layout).
+    """Arrays → processing elements → tiles → chip, sized per network as NeuroSim 1.4
+    sizes them (Chip.cpp ChipFloorPlan; the search is ``cost/floorplan.py``).
 
-    A PE holds ``pe_arrays × pe_arrays`` arrays, a tile ``tile_pes × tile_pes`` PEs; each
-    layer gets whole tiles of its own (as NeuroSim maps layers), so a small layer leaves
-    array slots unused, which is reported. 2×2 PEs of 2×2 arrays is the smallest tile
-    NeuroSim builds and the size it chose in 10 of 12 recorded cases (cost/estimate.py).
+    Tile and PE sides are powers of two searched for the best utilization, never below
+    ``min_tile_arrays`` (conventional tiles) and ``min_pe_arrays`` (PEs) subarrays a side
+    (Chip.cpp: 4·numRowSubArray and 2·numRowSubArray); ``novel_mapping`` maps the layers
+    with the network's most common kernel as one PE per kernel tap (Param.cpp novelMapping
+    = true, NeuroSim's default). Each layer gets whole tiles of its own, so a small layer
+    leaves array slots unused, which is reported. ``exact_neurosim``: NeuroSim's search
+    to the letter (the cross-check uses it); ours tries the minimum sizes and keeps small
+    FC layers in NM tiles, so pruning never grows the chip (``cost/floorplan.py``).
     """
 
-    pe_arrays: int = 2
-    tile_pes: int = 2
+    novel_mapping: bool = True
+    exact_neurosim: bool = False
+    min_tile_arrays: int = 4
+    min_pe_arrays: int = 2
 
 
 @dataclass(frozen=True)
