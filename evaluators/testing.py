@@ -57,6 +57,32 @@ def _space(params: list[Any]) -> Any:
     return SearchSpace(params)
 
 
+def running_node_id() -> str:
+    """The Ray node this process runs on ("local" outside Ray)."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return str(ray.get_runtime_context().get_node_id())
+    except Exception:  # pragma: no cover - ray missing or not a worker
+        pass
+    return "local"
+
+
+def _mark_started(folder: Path, x: float) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{running_node_id()}-{os.getpid()}"
+    n = len(list(folder.glob(f"{stem}-*.start")))
+    tmp = folder / f".{stem}-{n}.tmp"
+    tmp.write_text(json.dumps({"node": running_node_id(), "pid": os.getpid(), "x": x}))
+    tmp.rename(folder / f"{stem}-{n}.start")  # appears whole
+
+
+def started(folder: Path) -> list[dict[str, Any]]:
+    """Every evaluation that has started (written by ``busy`` with ``started_dir``)."""
+    return [json.loads(f.read_text()) for f in sorted(Path(folder).glob("*.start"))]
+
+
 @register_evaluator("busy")
 class BusyEvaluator(Evaluator):
     """CPU-bound evaluation of fixed cost: two objectives of ``x`` after ``seconds`` of busy work."""
@@ -64,10 +90,18 @@ class BusyEvaluator(Evaluator):
     name = "busy"
     version = "1"
 
-    def __init__(self, seconds: float = 1.0):
+    def __init__(
+        self, seconds: float = 1.0, started_dir: str | None = None, gate: str | None = None
+    ):
+        """``started_dir``: each evaluation first writes a file there naming its Ray node and
+        process (``<node>-<pid>-<n>.start``), so a test can see a design *running* on a node;
+        ``gate``: each evaluation then waits until that file exists (at most 120 s), so a
+        test decides when running evaluations may finish — no timing luck."""
         if not isinstance(seconds, (int, float)) or seconds < 0 or math.isnan(seconds):
             raise ValueError(f"busy evaluator: seconds={seconds!r}; allowed: a number >= 0")
         self.seconds = float(seconds)
+        self.started_dir = started_dir
+        self.gate = gate
 
     def metric_names(self) -> list[str]:
         return ["f1", "f2", "cpu_s"]
@@ -80,6 +114,14 @@ class BusyEvaluator(Evaluator):
     def evaluate(self, design: Design) -> Metrics:
         x = float(design.get("x", 0.0))
         epochs = design.get("train.epochs")
+        if self.started_dir is not None:
+            _mark_started(Path(self.started_dir), x)
+        if self.gate is not None:
+            end = time.monotonic() + 120.0
+            while not Path(self.gate).exists():
+                if time.monotonic() > end:
+                    raise TimeoutError(f"busy evaluator: gate {self.gate} never opened")
+                time.sleep(0.01)
         t0 = time.thread_time()
         burn_cpu(self.seconds * (1.0 if epochs is None else float(epochs)))
         # more epochs, lower f2: the shape early stopping over epochs must cope with

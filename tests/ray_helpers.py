@@ -13,3 +13,13 @@ def drain(runner: RayRunner, limit_s: float = 60.0) -> list:
         out += runner.results(timeout=1.0)
     assert runner.pending() == 0, "runner did not finish in time"
     return out
+
+
+def poll_until(runner: RayRunner, condition, limit_s: float = 60.0) -> list:
+    """Collect results until ``condition()`` holds (fails after ``limit_s``); returns them."""
+    out = []
+    end = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < end, "condition not reached in time"
+        out += runner.results(timeout=0.05)
+    return out

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
-from ray_helpers import drain  # noqa: E402
+from ray_helpers import drain, poll_until  # noqa: E402
 
 from dse.runners.base import EvalTask  # noqa: E402
 from dse.runners.ray_runner import RayRunner  # noqa: E402
 from evaluators.base import EvaluatorSpec  # noqa: E402
-from evaluators.testing import read_trainings  # noqa: E402
+from evaluators.testing import read_trainings, started  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +78,18 @@ def test_spreads_over_both_nodes_and_survives_killed_workers(cluster, tmp_path: 
     assert out["c2"].attempts == 2 and out["c5"].attempts == 2
     runner.close()
 
-    # kill -9 a busy worker from outside while it evaluates
-    runner = RayRunner(EvaluatorSpec("busy", {"seconds": 0.6}), max_retries=2)
+    # kill -9 a busy worker from outside while it evaluates: each evaluation records its
+    # process when it starts and then waits at a gate, so the killed process is known to
+    # hold a running design (no sleep, no timing luck)
+    marks, gate = tmp_path / "started", tmp_path / "gate"
+    spec = EvaluatorSpec("busy", {"seconds": 0.1, "started_dir": str(marks), "gate": str(gate)})
+    runner = RayRunner(spec, max_retries=2)
     ids = [f"b{i}" for i in range(4)]
     runner.submit([EvalTask(i, {"x": 0.5}) for i in ids])
-    first = runner.results(timeout=30)
-    assert first, "nothing finished"
-    time.sleep(0.2)  # the same worker process has picked up its next design
-    os.kill(int(first[0].worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    first = poll_until(runner, lambda: started(marks))
+    assert not first  # nothing passes the gate before it opens
+    os.kill(started(marks)[0]["pid"], signal.SIGKILL)
+    gate.touch()
     out = _once_each(first + drain(runner), ids)
     assert all(r.status == "done" for r in out.values())
     assert any(r.attempts == 2 for r in out.values())  # the killed evaluation was re-run
@@ -113,15 +116,19 @@ def test_same_training_key_trains_once_on_the_cluster(cluster, tmp_path: Path):
     runner.close()
 
 
-def test_node_removed_mid_run_loses_nothing(cluster):
-    runner = RayRunner(EvaluatorSpec("busy", {"seconds": 1.0}), max_retries=2)
+def test_node_removed_mid_run_loses_nothing(cluster, tmp_path: Path):
+    # every evaluation records its node when it starts, then waits at a gate: the node is
+    # removed only once a design is known to be running on it (no timing luck)
+    victim = cluster.worker_node.node_id
+    marks, gate = tmp_path / "started", tmp_path / "gate"
+    spec = EvaluatorSpec("busy", {"seconds": 0.1, "started_dir": str(marks), "gate": str(gate)})
+    runner = RayRunner(spec, max_retries=2)
     ids = [f"n{i}" for i in range(4)]
     runner.submit([EvalTask(i, {"x": 0.25}) for i in ids])
-    first: list = []
-    while len(first) < 2:  # both nodes done with their first design, both start a second
-        first += runner.results(timeout=30)
-    time.sleep(0.2)
+    first = poll_until(runner, lambda: any(m["node"] == victim for m in started(marks)))
+    assert not first
     cluster.remove_node(cluster.worker_node)  # the non-head node goes away mid-evaluation
+    gate.touch()
     out = _once_each(first + drain(runner), ids)
     assert all(r.status == "done" for r in out.values())
     assert any(r.attempts == 2 for r in out.values())  # the design on the lost node was re-run
