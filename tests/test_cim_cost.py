@@ -23,44 +23,42 @@ def _cost(net, hw, k):
     return m, estimate_cost(m, hw, hw.device_model())
 
 
-def test_yan_vlsi2019_macro_energy_per_mac():
-    """B. Yan et al., VLSI 2019 (seed 003): 256×256 ReRAM macro, 0.15 µm, 50 MHz, 0.257 pJ/MAC."""
+def _yan_macro():
     hw = yan_vlsi2019_config()
     # fill the macro: 256 inputs × 128 signed weights = 256 × 256 cells (differential pairs)
     net = nn.Sequential(CrossbarLinear(256, 128, bias=False))
     m, c = _cost(net, hw, 256)
     assert m.tiles == 1 and m.cells == 256 * 256
+    return c
+
+
+# B. Yan et al., VLSI 2019 (seed 003): 256×256 ReRAM macro, 0.15 µm, 50 MHz, 0.257 pJ/MAC
+# at 1.52 mW, i.e. 0.257 pJ × 32,768 MACs / 1.52 mW = 5.5 µs per input vector: the 255
+# pulse slots (20 ns) of a rate-coded 8-bit input window plus the conversion. Open (issue
+# 11): our chip reads the macro in `dac` mode in one cycle and gives 0.150 pJ/MAC (0.108 of
+# it chip interconnect at 150 nm) at 1.42 mW over 3.5 µs, so energy is 42 % low while power
+# is right only because latency is as low. The macro's own terms (cells, ADC, drivers, DAC,
+# shift-add) come to 0.022 pJ/MAC; reading the cells over a 255-slot window at our ReRAM's
+# 0.51 V and NeuroSim's 0.59-10 µS instead gives ~3-4 pJ/MAC. The macro's cell voltage and
+# conductances are not in any source we could reach, so neither reading is calibrated.
+# Before the NeuroSim floorplan search (fixed 16-array tiles) the chip total was 0.257 by
+# accident of a larger interconnect.
+@pytest.mark.xfail(strict=True, reason="Yan VLSI'19 energy/power/latency together (see comment)")
+def test_yan_vlsi2019_macro_energy_power_and_latency_hold_together():
+    c = _yan_macro()
     pj_per_mac = c["energy_nj"] * 1e3 / c["mac_count"]
+    power_mw = c["energy_nj"] * 1e-9 / (c["latency_us"] * 1e-6) * 1e3
+    assert power_mw == pytest.approx(1.52, rel=0.25)
+    assert c["latency_us"] == pytest.approx(5.54, rel=0.25)
     assert pj_per_mac == pytest.approx(0.257, rel=0.25)
 
 
-# The chip-level total above agrees, but not term by term: at 150 nm our chip around one
-# macro spends most of it in the tile/chip interconnect, while the macro's own terms
-# (cells, ADC, drivers, DAC, shift-add) come to ~0.02 pJ/MAC. The published macro
-# integrates each column over a rate-coded 8-bit window, so its cells conduct for up to
-# 255 pulse slots; our `dac` input mode reads them once. Recorded as open (issue 11 note).
 @pytest.mark.xfail(strict=True, reason="macro-level terms ~10x below Yan VLSI'19 (see comment)")
 def test_yan_vlsi2019_macro_terms_per_mac():
-    hw = yan_vlsi2019_config()
-    net = nn.Sequential(CrossbarLinear(256, 128, bias=False))
-    _, c = _cost(net, hw, 256)
+    c = _yan_macro()
     macro = ("cells", "adc", "wordline", "mux", "dac", "shift_add")
     pj = sum(c[f"energy.{t}_nj"] for t in macro) * 1e3 / c["mac_count"]
     assert pj == pytest.approx(0.257, rel=0.25)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="Yan VLSI'19 integrates a rate-coded 8-bit input window (2^8 pulse slots at "
-    "50 MHz) per conversion; our dac input mode reads in one cycle, so its power is ~4x the "
-    "published 1.52 mW at the right energy (issue 11 note)",
-)
-def test_yan_vlsi2019_macro_power_at_50_mhz():
-    hw = yan_vlsi2019_config()
-    net = nn.Sequential(CrossbarLinear(256, 128, bias=False))
-    _, c = _cost(net, hw, 256)
-    power_mw = c["energy_nj"] * 1e-9 / (c["latency_us"] * 1e-6) * 1e3
-    assert power_mw == pytest.approx(1.52, rel=0.25)
 
 
 def test_isaac_adc_energy_per_conversion():
@@ -68,6 +66,34 @@ def test_isaac_adc_energy_per_conversion():
     at 32 nm → 1.5625 pJ per conversion. Our ``survey`` ADC (Murmann's survey fit,
     hwcomponents-adc) at that resolution, node and rate gives 1.93 pJ (+23 %)."""
     assert C.survey_energy_pj(8, 32.0, 1.28e9) == pytest.approx(2e-3 / 1.28e9 * 1e12, rel=0.25)
+
+
+def _isaac_like_chip():
+    """ISAAC's IMA as our chip: 128×128 ReRAM arrays, 2-bit cells, 16-bit weights and
+    inputs (bit-serial), one 8-bit ADC per array (128 columns) at 1.28 GS/s, 32 nm."""
+    hw = HardwareConfig(
+        device="reram", array_size=128, adc_type="survey", adc_bits=8, cols_per_adc=128,
+        act_bits=16, weight_bits=16, cell_bits=2, tech_nm=32.0, freq_mhz=1280.0,
+    )  # fmt: skip
+    net = _mlp(1024, 1024, 1024)
+    return _cost(net, hw, 1024)[1]
+
+
+# ISAAC (Shafiee et al., ISCA 2016, Table 1; restated with its derivations in
+# hwcomponents-library isaac.py): per tile 330 mW and 0.372 mm², of which the 12 IMAs'
+# 96 ADCs draw 12 × 16 mW (58 %) on 12 × 0.0096 mm² (31 %). Open (issue 11): our chip on
+# ISAAC's settings gives ADC shares of 52 % of energy and 23 % of the used area, but for
+# another reason: NeuroSim's column mux re-reads the array once per ADC step, so with 128
+# columns per ADC our word lines take 45 % of the energy, where ISAAC samples each column
+# once into a sample-and-hold and spends the rest in eDRAM, router, DACs and arrays, which
+# our NeuroSim-shaped chip (register files, H-tree) does not have.
+@pytest.mark.xfail(strict=True, reason="ISAAC ADC share of tile power and area (see comment)")
+def test_isaac_adc_share_of_tile_power_and_area():
+    c = _isaac_like_chip()
+    used_mm2 = c["area_mm2"] - c["area.unused_mm2"]
+    assert c["energy.adc_nj"] / c["energy_nj"] == pytest.approx(0.58, rel=0.25)
+    assert c["area.adc_mm2"] / used_mm2 == pytest.approx(0.31, rel=0.25)
+    assert c["energy.wordline_nj"] / c["energy_nj"] < 0.2  # ISAAC's DACs: 4 of 24 mW/IMA
 
 
 def test_sar_and_flash_follow_neurosim_forms():
