@@ -237,3 +237,31 @@ def test_flash_costs_more_than_sar_at_high_resolution_only():
     hi = {t: _cost(net, HardwareConfig(adc_type=t, adc_bits=8), 64)[1] for t in ("sar", "flash")}
     assert lo["flash"]["energy.adc_nj"] < lo["sar"]["energy.adc_nj"]
     assert hi["flash"]["energy.adc_nj"] > hi["sar"]["energy.adc_nj"]
+
+
+def test_cost_model_reads_the_periphery_specs(monkeypatch):
+    """Buffers, wires and the floorplan rule come from ``hw.periphery()``, not constants:
+    single buffering halves the buffer area, doubling both wire toggle rates doubles the
+    interconnect energy, and NeuroSim's exact search changes the placed arrays."""
+    import dataclasses
+
+    from evaluators.cim.hw.periphery import BufferSpec, FloorplanSpec, InterconnectSpec
+
+    hw = HardwareConfig(array_size=64, adc_bits=5, act_bits=8, weight_bits=8)
+    net = _mlp(100, 300, 10)
+    _, base = _cost(net, hw, 100)
+    stock = HardwareConfig.periphery
+
+    def patched(**changes):
+        def periphery(self):
+            return dataclasses.replace(stock(self), **changes)
+
+        monkeypatch.setattr(HardwareConfig, "periphery", periphery)
+        return _cost(net, hw, 100)[1]
+
+    single = patched(buffer=BufferSpec(double_buffered=False))
+    assert single["area.buffer_mm2"] == pytest.approx(base["area.buffer_mm2"] / 2)
+    busy = patched(interconnect=InterconnectSpec(input_toggle=0.36, output_toggle=1.0))
+    assert busy["energy.interconnect_nj"] == pytest.approx(2 * base["energy.interconnect_nj"])
+    exact = patched(floorplan=FloorplanSpec(exact_neurosim=True))
+    assert exact["array_utilization"] != base["array_utilization"]

@@ -146,7 +146,7 @@ class CimEvaluator(Evaluator):
     #: (native_rng); "3" = the cost model of counts × prices held to DNN+NeuroSim V1.4
     #: (cost/), hw.adc_type, seeded chips keyed by (seed, layer, instance, tile), PCM per
     #: aihwkit, BSQ's magnitude bits, the S-DDHR family as in seed 000
-    version = "3"
+    version = "4"
 
     def __init__(
         self,

@@ -143,7 +143,7 @@ def layer_counts(
         + hw.act_bits
         + max(0, math.ceil(math.log2(max(lm.row_tiles, 1))))
     )
-    dac = hw.input_mode == "dac" and not (lm.binary_mram and lm.pm1_input)
+    dac = hw.periphery().driver.mode == "dac" and not (lm.binary_mram and lm.pm1_input)
     in_bits = v * lm.rows_logical * hw.act_bits
     psum = psum_bits(lm, hw)
     out_bits = v * lm.cols_logical * psum
@@ -173,6 +173,6 @@ def layer_counts(
 
 
 def _planes(lm: LayerMapping, hw: HardwareConfig) -> int:
-    if hw.input_mode == "dac":
+    if hw.periphery().driver.mode == "dac":
         return 1
     return hw.act_bits - 1 if lm.signed_input and hw.act_bits > 1 else hw.act_bits

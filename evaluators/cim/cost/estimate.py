@@ -43,10 +43,12 @@ LATENCY_TERMS = ("adc", "accumulation", "buffer", "interconnect")
 #: devices keep the 1:3 aspect at their own area
 CELL_ASPECT_H_OVER_W = 4.0 / 12.0
 #: interconnect energy per bit and mm of H-tree / bus (fJ) at the recorded nodes: NeuroSim
-#: HTree.cpp / Bus.cpp / XYBus.cpp, repeated wires at V_dd with the input toggle rate,
-#: fitted to the recorded interconnect energies over the grid
+#: HTree.cpp / Bus.cpp / XYBus.cpp, repeated wires at V_dd, fitted to the recorded
+#: interconnect energies over the grid at NeuroSim's toggle rates (Param.cpp inputtoggle =
+#: 0.18, outputtoggle = 0.5); a chip's ``InterconnectSpec`` toggles scale them linearly
 WIRE_IN_FJ_PER_BIT_MM = {32.0: 2.08, 22.0: 1.73}
 WIRE_OUT_FJ_PER_BIT_MM = {32.0: 20.1, 22.0: 17.5}
+FITTED_INPUT_TOGGLE, FITTED_OUTPUT_TOGGLE = 0.18, 0.5
 #: leakage power per mm² of periphery (µW), fitted to NeuroSim's recorded tile leakage
 LEAK_UW_PER_MM2 = {32.0: 0.5, 22.0: 0.3}
 #: ReLU / requantize unit per output (fJ), NeuroSim BitShifter + max-pool, fitted
@@ -223,13 +225,15 @@ def _groups(layers: list[LayerMapping]) -> dict[object, list[int]]:
 def _tile_adder_and_buffer_bits(hw: HardwareConfig, kind: TileKind) -> tuple[float, float]:
     """Adder bits and buffer bits of one tile (NeuroSim ProcessingUnit / Tile): each PE's
     trees join its subarray rows, one tree per ADC column group; the tile's trees join its
-    PE rows (NM: the taps); buffers hold the tile's inputs and partial sums, double-buffered."""
+    PE rows (NM: the taps); buffers hold the tile's inputs and partial sums, twice over when
+    double-buffered (``BufferSpec``)."""
     a = hw.array_size
     psum = hw.adc_bits + hw.weight_bits + hw.act_bits + PSUM_EXTRA_BITS
     pe_trees = kind.pe_arrays * a / hw.cols_per_adc
     pe_adders = kind.pes * (kind.pe_arrays - 1) * pe_trees * psum
     tile_adders = (kind.pes_per_side - 1) * (kind.output_cols / hw.cols_per_adc) * psum
-    buffers = 2 * (kind.input_rows * hw.act_bits + kind.output_cols * psum)
+    copies = 2 if hw.periphery().buffer.double_buffered else 1
+    buffers = copies * (kind.input_rows * hw.act_bits + kind.output_cols * psum)
     return pe_adders + tile_adders, buffers
 
 
@@ -261,8 +265,9 @@ def estimate_breakdown(
     e_conv = converter_energy_pj(hw)
     e_wl = C.wordline_energy_fj(hw.array_size, w_cell, t) * 1e-3
     e_sw = C.wl_switch_fj(t) * 1e-3
-    wire_in = C.by_node(t, WIRE_IN_FJ_PER_BIT_MM)
-    wire_out = C.by_node(t, WIRE_OUT_FJ_PER_BIT_MM)
+    wires = hw.periphery().interconnect
+    wire_in = C.by_node(t, WIRE_IN_FJ_PER_BIT_MM) * wires.input_toggle / FITTED_INPUT_TOGGLE
+    wire_out = C.by_node(t, WIRE_OUT_FJ_PER_BIT_MM) * wires.output_toggle / FITTED_OUTPUT_TOGGLE
     chip_side_mm = math.sqrt(fp.chip_um2) * 1e-3
     layer_terms: list[dict[str, float]] = []
     for lm, tiles, (place, share) in zip(
@@ -312,16 +317,10 @@ def estimate_breakdown(
     return out
 
 
-def _buffer_bandwidth_bits(hw: HardwareConfig) -> float:
-    """Bits a register-file buffer moves per clock (NeuroSim: 128-bit wide global buffer
-    rows, Param.cpp globalBufferCoreSizeRow = 128)."""
-    return 128.0
-
-
 def _dac_pj(hw: HardwareConfig) -> float:
     """b-bit capacitive DAC per driven row: 2^b unit capacitors of 1 fF at V_dd (Saberi et
     al., IEEE TCAS-I 58(8), 2011; unit capacitance an order of magnitude)."""
-    return 1e-15 * 2**hw.act_bits * C.vdd(hw.tech_nm) ** 2 * 1e12
+    return 1e-15 * 2 ** hw.periphery().driver.dac_bits * C.vdd(hw.tech_nm) ** 2 * 1e12
 
 
 def _areas(mapping: Mapping, hw: HardwareConfig, dev: DeviceModel, fp: Floorplan, ar: dict) -> None:
