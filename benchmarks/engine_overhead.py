@@ -1,6 +1,7 @@
 """Engine overhead per design, beside Optuna's own ask/tell loop (one run, side by side).
 
     python benchmarks/engine_overhead.py [--designs 10000]
+    python benchmarks/engine_overhead.py --resume-sizes 10000,50000,100000
 
 Measures wall time per design for a no-op evaluator (so only the engine is
 timed) through ``dse.run`` with its durable default store (SQLite file, every
@@ -8,6 +9,10 @@ design recorded queued -> running -> done), for two optimizers; and, in the same
 run, Optuna's ask/tell loop for the same number of trials with SQLite storage
 and with in-memory storage. Targets (issue 3): <= 2 ms per design and >= 15x less
 than Optuna on SQLite. Also times a Pareto query over the recorded designs.
+
+``--resume-sizes``: for each size N, an NSGA-II study of N stored designs is built, then
+resumed for 100 more designs in a fresh process; prints the resume's wall time and peak
+RSS beside the fresh run's time per 1,000 designs (issue 14: resume linear in the study).
 """
 
 from __future__ import annotations
@@ -39,6 +44,33 @@ def engine_ms_per_design(n: int, optimizer: str, workdir: Path) -> tuple[float, 
     return 1e3 * elapsed / n, len(view.frame())
 
 
+_RESUME_CHILD = """
+import resource, sys, time
+from dse.cli import main
+t0 = time.perf_counter()
+code = main(["resume", sys.argv[1], "--evaluations", sys.argv[2], "--no-progress", "--no-report"])
+print("RESUME", time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+sys.exit(code)
+"""
+
+
+def resume_cost(n: int, workdir: Path) -> tuple[float, float, float]:
+    """(fresh run s, resume s, resume peak RSS MiB) for an NSGA-II study of ``n`` designs."""
+    import subprocess
+    import sys
+
+    ms, recorded = engine_ms_per_design(n, "nsga2", workdir)
+    assert recorded == n, f"engine recorded {recorded} of {n} designs"
+    out = subprocess.run(
+        [sys.executable, "-c", _RESUME_CHILD, str(workdir / "overhead_nsga2"), str(n + 100)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    _, secs, rss_kb = out.stdout.split("RESUME")[-1].split()
+    return ms * n / 1e3, float(secs), int(rss_kb) / 1024
+
+
 def optuna_ms_per_trial(n: int, storage: str | None) -> float:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
@@ -64,7 +96,23 @@ def main() -> None:
         default=2_000,
         help="Optuna on SQLite is slow; time this many trials (per-trial cost is flat)",
     )
+    parser.add_argument(
+        "--resume-sizes",
+        default="",
+        help="comma-separated study sizes: time and peak RSS of resuming each (skips the rest)",
+    )
     args = parser.parse_args()
+    if args.resume_sizes:
+        sizes = [int(v) for v in args.resume_sizes.split(",")]
+        print(f"{'designs':>8s} {'fresh run s':>12s} {'s per 1k':>9s} {'resume s':>9s} "
+              f"{'resume peak MiB':>16s} {'resume / 1k fresh':>18s}")  # fmt: skip
+        for size in sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                fresh, resumed, rss = resume_cost(size, Path(tmp))
+            per_k = fresh / size * 1e3
+            print(f"{size:8d} {fresh:12.1f} {per_k:9.2f} {resumed:9.2f} {rss:16.0f} "
+                  f"{resumed / per_k:18.2f}")  # fmt: skip
+        return
     n = args.designs
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
