@@ -67,7 +67,7 @@ def resume_cost(n: int, workdir: Path) -> tuple[float, float, float]:
         text=True,
         check=True,
     )
-    _, secs, rss_kb = out.stdout.split("RESUME")[-1].split()
+    secs, rss_kb = out.stdout.split("RESUME")[-1].split()[:2]
     return ms * n / 1e3, float(secs), int(rss_kb) / 1024
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dse.bounded_yaml import StudyFileError, load_study_yaml
 from evaluators.base import EvaluatorError, EvaluatorSpec
 from search_spaces.expressions import Constraint, ExpressionError, parse_constraint
 
@@ -316,7 +317,9 @@ def load_spec(
         if not path.exists():
             raise SpecError(f"study file {str(path)!r} does not exist")
         try:
-            data = yaml.safe_load(path.read_text())
+            data = load_study_yaml(path)  # size, aliases, depth, duplicate keys bounded
+        except StudyFileError as exc:
+            raise SpecError(str(exc)) from None
         except yaml.YAMLError as exc:
             raise SpecError(f"{where}: not valid YAML: {_yaml_problem(exc)}") from None
         if not isinstance(data, dict):

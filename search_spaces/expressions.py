@@ -49,10 +49,29 @@ _COMPARE: dict[type, Callable[[Any, Any], Any]] = {
 _BINOP: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
+    ast.Mult: lambda a, b: _bounded_mul(a, b),
     ast.Div: operator.truediv,
 }
 _BACKTICK = re.compile(r"`([^`]+)`")
+
+#: bounds of the language (issue 14: "'a' * 1000000000 == f1" allocated 905 MB, deep
+#: nesting ended in a RecursionError): expression length, nesting depth, and the length
+#: of a string or list built by ``*``
+MAX_EXPRESSION_CHARS = 2_000
+MAX_EXPRESSION_DEPTH = 50
+MAX_REPEATED_LENGTH = 10_000
+
+
+def _bounded_mul(left: Any, right: Any) -> Any:
+    """``left * right``, refusing a repeated string or list longer than the bound."""
+    for seq, times in ((left, right), (right, left)):
+        if isinstance(seq, (str, list, tuple)) and isinstance(times, int):
+            if len(seq) * max(times, 0) > MAX_REPEATED_LENGTH:
+                raise ExpressionError(
+                    f"{type(seq).__name__} of {len(seq)} repeated {times} times is too large; "
+                    f"allowed: at most {MAX_REPEATED_LENGTH:,} elements"
+                )
+    return operator.mul(left, right)
 
 
 def _dotted_name(node: ast.AST) -> str | None:
@@ -93,21 +112,39 @@ def parse_expression(text: str) -> Expression:
         aliases[key] = match.group(1)
         return key
 
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(
+            f"expression of {len(text):,} characters is too long; allowed: at most "
+            f"{MAX_EXPRESSION_CHARS:,}"
+        )
     source = _BACKTICK.sub(_alias, text.strip())
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(
-            f"cannot parse expression {text!r}: {exc.msg}; {_ALLOWED_HELP}"
+            f"cannot parse expression {text[:80]!r}: {exc.msg}; {_ALLOWED_HELP}"
+        ) from None
+    except (RecursionError, MemoryError):
+        raise ExpressionError(
+            f"expression nested too deeply; allowed: at most {MAX_EXPRESSION_DEPTH} levels"
         ) from None
     names: set[str] = set()
     _validate(tree.body, text, names, aliases)
     return Expression(text, tree, frozenset(names), tuple(aliases.items()))
 
 
-def _validate(node: ast.AST, text: str, names: set[str], aliases: dict[str, str]) -> None:
+def _validate(
+    node: ast.AST, text: str, names: set[str], aliases: dict[str, str], depth: int = 0
+) -> None:
     def bad(what: str) -> ExpressionError:
         return ExpressionError(f"in expression {text!r}: {what} is not allowed; {_ALLOWED_HELP}")
+
+    if depth > MAX_EXPRESSION_DEPTH:
+        raise ExpressionError(
+            f"expression nested deeper than {MAX_EXPRESSION_DEPTH} levels; allowed: at most "
+            f"{MAX_EXPRESSION_DEPTH}"
+        )
+    d = depth + 1
 
     if isinstance(node, (ast.Name, ast.Attribute)):
         dotted = _dotted_name(node)
@@ -127,26 +164,26 @@ def _validate(node: ast.AST, text: str, names: set[str], aliases: dict[str, str]
                 isinstance(elt, ast.UnaryOp) and isinstance(elt.op, ast.USub)
             ):
                 raise bad("a list element that is not a literal")
-            _validate(elt, text, names, aliases)
+            _validate(elt, text, names, aliases, d)
         return
     if isinstance(node, ast.BoolOp):
         for v in node.values:
-            _validate(v, text, names, aliases)
+            _validate(v, text, names, aliases, d)
         return
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.USub, ast.UAdd)):
-        _validate(node.operand, text, names, aliases)
+        _validate(node.operand, text, names, aliases, d)
         return
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOP:
-        _validate(node.left, text, names, aliases)
-        _validate(node.right, text, names, aliases)
+        _validate(node.left, text, names, aliases, d)
+        _validate(node.right, text, names, aliases, d)
         return
     if isinstance(node, ast.Compare):
         for op in node.ops:
             if type(op) not in _COMPARE and not isinstance(op, (ast.In, ast.NotIn)):
                 raise bad(f"operator {type(op).__name__}")
-        _validate(node.left, text, names, aliases)
+        _validate(node.left, text, names, aliases, d)
         for c in node.comparators:
-            _validate(c, text, names, aliases)
+            _validate(c, text, names, aliases, d)
         return
     if isinstance(node, ast.Call):
         raise bad(f"function call {ast.unparse(node)!r}")
