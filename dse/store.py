@@ -127,6 +127,37 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+#: PostgreSQL advisory-lock key that serializes budget reservations ("dse1")
+_BUDGET_LOCK = 0x64736531
+#: meta key of the driver lease
+_DRIVER_KEY = "driver"
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What :meth:`Store.reserve_designs` did with each id."""
+
+    new: list[str]
+    existing: list[str]
+    refused: list[str]
+
+
+def _alive(holder: dict[str, Any], stale_s: float) -> bool:
+    """Whether a recorded driver still runs: a fresh heartbeat, and on this host a live pid."""
+    import socket
+
+    if time.time() - float(holder.get("beat", 0.0)) > stale_s:
+        return False
+    if holder.get("host") == socket.gethostname():
+        try:
+            os.kill(int(holder.get("pid", -1)), 0)
+        except ProcessLookupError:
+            return False
+        except (PermissionError, ValueError, OverflowError):
+            return True
+    return True
+
+
 def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(seq), size):
         yield seq[i : i + size]
@@ -414,6 +445,47 @@ class Store:
         are ignored, whatever their status. Returns the ids that were new, in
         input order; safe against another process inserting the same ids.
         """
+        return self.reserve_designs(rows, budget=None).new
+
+    def reserve_designs(
+        self, rows: Iterable[tuple[str, dict[str, Any], str | None]], budget: int | None
+    ) -> Reservation:
+        """Insert rows as queued while the study holds fewer than ``budget`` designs.
+
+        The count and the insert are one write transaction (``BEGIN IMMEDIATE`` on
+        SQLite; a transaction-scoped advisory lock on PostgreSQL), so any number of
+        drivers on one study never record more than the budget: the budget is a limit in
+        the store, not in one process's head (issue 14). Ids already recorded are
+        ``existing``; new ones past the budget are ``refused`` (nothing written for them).
+        """
+        batch = self._design_rows(rows)
+        d = self._designs
+        with self._write() as conn:
+            if self._dialect == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _BUDGET_LOCK})
+            existing: set[str] = set()
+            for chunk in _chunks([r["design_id"] for r in batch]):
+                existing.update(
+                    conn.execute(sa.select(d.c.design_id).where(d.c.design_id.in_(chunk))).scalars()
+                )
+            fresh = [r for r in batch if r["design_id"] not in existing]
+            refused: list[dict[str, Any]] = []
+            if budget is not None and fresh:
+                count = int(conn.execute(sa.select(sa.func.count()).select_from(d)).scalar_one())
+                room = max(0, int(budget) - count)
+                fresh, refused = fresh[:room], fresh[room:]
+            new = set(self._insert_ignore(d, fresh, ("design_id",), "design_id", conn))
+        return Reservation(
+            new=[r["design_id"] for r in batch if r["design_id"] in new],
+            existing=[r["design_id"] for r in batch if r["design_id"] in existing],
+            refused=[r["design_id"] for r in refused],
+        )
+
+    @staticmethod
+    def _design_rows(
+        rows: Iterable[tuple[str, dict[str, Any], str | None]],
+    ) -> list[dict[str, Any]]:
+        """Validated queued rows, first occurrence of each id."""
         now = time.time()
         batch: list[dict[str, Any]] = []
         seen: set[str] = set()
@@ -441,8 +513,39 @@ class Store:
                     "created_at": now,
                 }
             )
-        new = set(self._insert_ignore(self._designs, batch, ("design_id",), returning="design_id"))
-        return [r["design_id"] for r in batch if r["design_id"] in new]
+        return batch
+
+    # ------------------------------------------------------------------ driver lease
+    def acquire_driver(self, holder: dict[str, Any], stale_s: float) -> dict[str, Any] | None:
+        """Claim the study for one driver (``dse run`` / ``resume``); return the current
+        holder instead when another live driver has it. A holder is stale — and taken
+        over — when its heartbeat is older than ``stale_s`` or, on this host, its process
+        is gone (so ``dse resume`` right after ``kill -9`` just works)."""
+        with self._write() as conn:
+            text = conn.execute(
+                sa.select(self._meta.c.value).where(self._meta.c.key == _DRIVER_KEY)
+            ).scalar()
+            current = json.loads(text) if text else None
+            if current and current.get("token") != holder.get("token") and _alive(current, stale_s):
+                return current
+            value = _dumps(holder)
+            if text is None:
+                self._insert_ignore(
+                    self._meta, [{"key": _DRIVER_KEY, "value": value}], ("key",), conn=conn
+                )
+            conn.execute(
+                self._meta.update().where(self._meta.c.key == _DRIVER_KEY).values(value=value)
+            )
+        return None
+
+    def release_driver(self, token: str) -> None:
+        """Give the study up (only if ``token`` still holds it)."""
+        with self._write() as conn:
+            text = conn.execute(
+                sa.select(self._meta.c.value).where(self._meta.c.key == _DRIVER_KEY)
+            ).scalar()
+            if text and json.loads(text).get("token") == token:
+                conn.execute(self._meta.delete().where(self._meta.c.key == _DRIVER_KEY))
 
     def mark_running(self, ids: Sequence[str], worker: str = "") -> list[str]:
         """Claim queued (or failed, for a retry) designs for ``worker``; returns the ids claimed.

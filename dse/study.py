@@ -15,6 +15,7 @@ Invariants that make ``kill -9`` + ``dse resume`` safe:
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -266,11 +267,13 @@ class StudyLoop:
         elapsed_before = float(self.store.get_meta("elapsed_s") or 0.0)
         t_end = None if budget.time is None else t0 + max(0.0, budget.time - elapsed_before)
         stopped_by = "budget"
+        self._claim_study()
         try:
             self._resume_backlog(t_end)
             self._warm_start()
             stopped_by = self._main(budget_n, t_end)
         finally:
+            self.store.release_driver(self._holder["token"])
             self.store.set_meta("elapsed_s", elapsed_before + (time.time() - t0))
             if self.hv.ref is not None:
                 self.store.set_meta("hv_ref_point", [float(v) for v in self.hv.ref])
@@ -280,6 +283,35 @@ class StudyLoop:
         return StudyOutcome(
             stopped_by, counts["done"], counts["failed"], self.cache_hits, time.time() - t0, counts
         )
+
+    def _claim_study(self) -> None:
+        """One driver per study (decided in issue 14): a second ``dse run`` / ``resume`` /
+        ``sweep`` on a study being driven is refused, naming the holder, before it touches
+        a design; the budget is also enforced by the store itself (``reserve_designs``)."""
+        import socket
+        import uuid
+
+        self._holder = {
+            "token": uuid.uuid4().hex,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.time(),
+            "beat": time.time(),
+        }
+        self._last_beat = time.time()
+        other = self.store.acquire_driver(self._holder, DRIVER_STALE_S)
+        if other is not None:
+            raise StudyBusyError(_busy_message(other))
+
+    def _heartbeat(self) -> None:
+        """Refresh the lease every ``DRIVER_BEAT_S``; stop if another driver took it."""
+        now = time.time()
+        if now - self._last_beat < DRIVER_BEAT_S:
+            return
+        self._last_beat = now
+        other = self.store.acquire_driver(dict(self._holder, beat=now), DRIVER_STALE_S)
+        if other is not None:
+            raise StudyBusyError(_busy_message(other))
 
     def _resume_backlog(self, t_end: float | None) -> None:
         """Finish designs recorded but never completed (a crash left them queued/running)."""
@@ -341,9 +373,13 @@ class StudyLoop:
                     else:
                         unique[did] = [design, 1]
                 rows = [(did, d, evaluator.training_key(d)) for did, (d, _) in unique.items()]
-                inserted = set(self.store.add_designs(rows)) if rows else set()
+                # the store admits designs only up to the budget, whoever else drives
+                claim = self.store.reserve_designs(rows, _as_limit(budget_n))
+                inserted = set(claim.new)
                 fresh = [r for r in rows if r[0] in inserted]
-                repeats = [r[0] for r in rows if r[0] not in inserted]
+                repeats = claim.existing
+                if claim.refused:
+                    total = budget_n  # the store is full: stop asking
                 if repeats:
                     # designs already recorded: free, told from the evaluation cache
                     cached = self.store.cached_metrics(repeats)
@@ -381,6 +417,7 @@ class StudyLoop:
                     reason = "no_new_designs"
                     break
                 continue
+            self._heartbeat()
             results = self._collect(timeout=0.5)
             if results:
                 self._tell(results)
@@ -396,6 +433,30 @@ class StudyLoop:
     def _cpu_seconds(self) -> float:
         """CPU-seconds spent on evaluations so far (recorded durations × CPUs per evaluation)."""
         return self._eval_seconds * self.spec.runner.num_cpus
+
+
+#: the driver lease's heartbeat period and after how long without one it is stale (a driver
+#: on another host that died; on this host a dead pid is stale at once)
+DRIVER_BEAT_S = 10.0
+DRIVER_STALE_S = 120.0
+
+
+class StudyBusyError(ValueError):
+    """Another live driver holds the study."""
+
+
+def _busy_message(holder: dict[str, Any]) -> str:
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(holder.get("started", 0))))
+    return (
+        f"the study is being driven by pid {holder.get('pid')} on host {holder.get('host')!r} "
+        f"(started {started}); one driver per study: wait for it to finish or stop it, then "
+        f"'dse resume' (a driver that died is taken over after {DRIVER_STALE_S:.0f} s; on the "
+        f"same host at once)"
+    )
+
+
+def _as_limit(budget_n: float) -> int | None:
+    return None if math.isinf(budget_n) else int(budget_n)
 
 
 #: asks in a row that bring no new design before the run ends ("no_new_designs"): an

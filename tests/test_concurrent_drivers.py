@@ -1,0 +1,142 @@
+"""Several drivers on one study (issue 14 item 1): the budget is a limit in the store and
+one driver holds a study at a time.
+
+Decision (also in docs/running.md): a second ``dse run`` / ``resume`` on a study that a
+live driver holds is refused with a message naming the holder (pid, host, start); the
+store itself admits designs only up to the budget (``Store.reserve_designs``: the count
+and the insert are one transaction), so even drivers that bypass the lease cannot
+overshoot. A holder whose process is gone (same host) or whose heartbeat is older than
+``DRIVER_STALE_S`` is taken over, so ``dse resume`` after ``kill -9`` works at once.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from dse.store import Store
+from dse.study import DRIVER_STALE_S
+
+
+def _rows(prefix: str, n: int):
+    return [(f"{prefix}{i}", {"x": i}, None) for i in range(n)]
+
+
+def test_reservation_caps_the_budget_across_stores(tmp_path):
+    db = tmp_path / "study.db"
+    a, b = Store(db), Store(db)
+    first = a.reserve_designs(_rows("a", 300), budget=400)
+    second = b.reserve_designs(_rows("b", 300) + _rows("a", 5), budget=400)
+    assert len(first.new) == 300 and not first.refused
+    assert len(second.new) == 100 and len(second.refused) == 200
+    assert second.existing == [f"a{i}" for i in range(5)]  # recorded ones are not refused
+    assert sum(a.counts().values()) == 400
+    assert b.reserve_designs(_rows("c", 1), budget=400).refused == ["c0"]
+    assert len(b.reserve_designs(_rows("c", 3), budget=None).new) == 3  # no budget: no cap
+
+
+def test_driver_lease_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path):
+    store = Store(tmp_path / "study.db")
+    host = socket.gethostname()
+    me = {"token": "t1", "pid": os.getpid(), "host": host, "started": 1.0, "beat": time.time()}
+    assert store.acquire_driver(me, DRIVER_STALE_S) is None
+    other = dict(me, token="t2")
+    assert store.acquire_driver(other, DRIVER_STALE_S)["token"] == "t1"  # refused, holder named
+    assert store.acquire_driver(dict(me, beat=time.time()), DRIVER_STALE_S) is None  # heartbeat
+    # a holder process that is gone (same host): taken over at once
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    store.release_driver("t1")
+    assert store.acquire_driver(dict(me, token="t3", pid=int(dead)), DRIVER_STALE_S) is None
+    assert store.acquire_driver(other, DRIVER_STALE_S) is None
+    # another host's holder: stale only when its heartbeat is old
+    far = dict(me, token="t4", host="elsewhere", beat=time.time())
+    store.release_driver("t2")
+    assert store.acquire_driver(far, DRIVER_STALE_S) is None
+    assert store.acquire_driver(other, DRIVER_STALE_S)["token"] == "t4"
+    store.acquire_driver(dict(far, beat=time.time() - DRIVER_STALE_S - 1), DRIVER_STALE_S)
+    assert store.acquire_driver(other, DRIVER_STALE_S) is None
+    store.release_driver("t2")
+    assert store.get_meta("driver") is None
+
+
+def _spec(evaluator: dict, budget: int) -> dict:
+    return {
+        "name": "shared",
+        "evaluator": evaluator,
+        "space": {"x": {"low": 0.0, "high": 1.0, "size": 2}},
+        "objectives": {"f1": "min", "f2": "min"},
+        "optimizer": {"name": "random"},
+        "budget": {"evaluations": budget},
+        "runner": {"kind": "serial", "batch": 20},
+        "seed": 0,
+    }
+
+
+def _dse(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "dse.cli", *args, "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(predicate, what: str, timeout: float = 120.0) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_second_driver_is_refused_naming_the_holder(tmp_path):
+    study_file = tmp_path / "s.yaml"
+    study_file.write_text(yaml.safe_dump(_spec({"name": "sleep", "seconds": 0.05}, 60)))
+    runs = tmp_path / "runs"
+    first = _dse("run", str(study_file), "--runs-dir", str(runs), "--no-report")
+    db = runs / "shared" / "study.db"
+    _wait_for(lambda: db.exists() and Store(db).get_meta("driver") is not None, "the lease")
+    second = _dse("resume", str(runs / "shared"), "--no-report")
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 2, err
+    assert f"being driven by pid {first.pid}" in err and "Traceback" not in err
+    assert err.count("\n") == 1
+    _, err1 = first.communicate(timeout=300)
+    assert first.returncode == 0, err1
+    counts = Store(db).counts()
+    assert counts["done"] == 60 and counts["queued"] == counts["running"] == 0
+    assert Store(db).get_meta("driver") is None  # released
+
+
+@pytest.mark.parametrize("repetition", range(3))
+def test_concurrent_drivers_never_exceed_the_budget(tmp_path, repetition):
+    """run + two resumes at once: whatever the interleaving, the store never holds more
+    than the budget, refused drivers say so, and a final resume completes exactly it."""
+    budget = 300
+    study_file = tmp_path / "s.yaml"
+    study_file.write_text(yaml.safe_dump(_spec({"name": "noop"}, budget)))
+    runs = tmp_path / "runs"
+    study = runs / "shared"
+    first = _dse("run", str(study_file), "--runs-dir", str(runs), "--no-report")
+    _wait_for(lambda: (study / "study.db").exists(), "the store")
+    others = [_dse("resume", str(study), "--no-report") for _ in range(2)]
+    for p in [first, *others]:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0 or (
+            p.returncode == 2 and ("being driven by" in err or "holds no study spec" in err)
+        ), err
+        assert "Traceback" not in err
+    store = Store(study / "study.db")
+    assert sum(store.counts().values()) <= budget
+    final = _dse("resume", str(study), "--no-report")
+    _, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err
+    counts = store.counts()
+    assert counts["done"] == budget and counts["queued"] == counts["running"] == 0
+    assert len(set(store.frame()["design_id"])) == budget
