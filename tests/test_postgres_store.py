@@ -186,3 +186,38 @@ def test_run_and_sweep_write_one_study_then_resume_after_kill(pg_url: str, tmp_p
     assert final["done_seq"].is_unique
     before = set(frame["design_id"])
     assert before <= set(final["design_id"])  # nothing recorded before the kill vanished
+
+
+def test_reserve_designs_caps_the_budget_across_connections(pg_url: str):
+    """Three stores (own engines, so own connections) reserve at once on the real server:
+    the advisory lock makes count + insert atomic, so exactly the budget is recorded."""
+    import threading
+
+    import sqlalchemy as sa
+
+    from dse.store import Store
+
+    url = pg_url.rsplit("/", 1)[0] + "/budgetdb"
+    admin = sa.create_engine(pg_url.rsplit("/", 1)[0] + "/postgres")
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("CREATE DATABASE budgetdb"))
+    admin.dispose()
+    stores = [Store(url) for _ in range(3)]
+    new: list[int] = []
+    start = threading.Barrier(3)
+
+    def drive(k: int) -> None:
+        start.wait()
+        for batch in range(20):
+            rows = [(f"s{k}-{batch}-{i}", {"i": i}, None) for i in range(10)]
+            new.append(len(stores[k].reserve_designs(rows, budget=250).new))
+
+    threads = [threading.Thread(target=drive, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sum(new) == 250
+    assert sum(stores[0].counts().values()) == 250
+    for s in stores:
+        s.close()
