@@ -122,17 +122,35 @@ def _deployed(digits, design, chip=None, epochs=8):
 def test_hwa_and_ha_sgd_with_the_chips_adc_beat_training_without_it(digits):
     """3-bit per-tile ADC on 4-bit cells (8-bit weights, ReRAM): ideal training collapses.
 
-    Measured (8 chips, 8 epochs): ideal 0.51, hwa 0.58-0.65 (varies with the run),
-    HA-SGD (L = 2) with the chip's ADC 0.65, without it 0.51. Issue 12 asked
-    hwa ≥ ideal + 0.20; this straight-through hwa reaches + 0.06 … + 0.14 (~80 s).
+    Measured (8 chips, 8 epochs): ideal 0.512; hwa without weight clipping 0.581 (0.58-0.65
+    over runs), with aihwkit's LAYER_GAUSSIAN clip at 2.5·std(W) (hwa's default) 0.743;
+    HA-SGD (L = 2) with the chip's ADC 0.65, without it 0.51. Issue 12 asks hwa ≥ ideal +
+    0.20; one run gave + 0.23, so the bound asserted keeps a margin for run-to-run spread.
     """
     chip = {"hw.adc_bits": 3, "hw.cell_bits": 4}
     ideal = _deployed(digits, {"train.method": "ideal", **chip})
     hwa = _deployed(digits, {"train.method": "hwa", **chip})
-    assert hwa >= ideal + 0.05, (ideal, hwa)
+    assert hwa >= ideal + 0.15, (ideal, hwa)
     ha = {"train.method": "ha_sgd", "train.samples": 2}
     with_adc = _deployed(digits, {**ha, **chip})
     cfg = TrainConfig.from_design({**ha, "hw.cell_bits": 4})
     assert cfg.adc_bits is None  # the comparison: the same HA-SGD without the ADC in the loop
     without = _deployed(digits, {**ha, "hw.cell_bits": 4}, chip=chip)  # same 3-bit chip
     assert with_adc >= without, (with_adc, without)  # no longer below (seed 001 audit)
+
+
+def test_hwa_clips_weights_at_2p5_sigma_like_aihwkit():
+    from evaluators.cim.training.loop import clip_weights
+
+    assert TrainConfig(method="hwa").clip_sigma == 2.5
+    assert TrainConfig(method="ideal").clip_sigma == 0.0
+    assert TrainConfig(method="hwa", weight_clip_sigma=0.0).clip_sigma == 0.0
+    net = _net()
+    with torch.no_grad():
+        net[0].weight[0, 0] = 10.0  # an outlier
+    w = net[0].weight.detach().clone()
+    bound = 2.5 * float(w.std())
+    clip_weights(net, 2.5)
+    got = net[0].weight.detach()
+    assert float(got.abs().max()) == pytest.approx(bound, rel=1e-6)
+    torch.testing.assert_close(got, w.clamp(-bound, bound))

@@ -26,6 +26,10 @@ METHODS: tuple[str, ...] = (
     "fixed",  # seed 000: train on one sampled chip instance z_0
 )
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+#: hwa's default weight clip, ± 2.5·std(W) per layer: aihwkit's LAYER_GAUSSIAN default
+#: sigma (WeightClipParameter). On digits, 3-bit per-tile ADC, 4-bit cells (the slow test
+#: in tests/test_chip_training.py): ideal 0.512, hwa without clipping 0.581, with 0.743
+HWA_CLIP_SIGMA = 2.5
 
 #: design key -> TrainConfig field (docs/architecture.md, "CIM design keys")
 _DESIGN_KEYS: dict[str, str] = {
@@ -77,6 +81,11 @@ class TrainConfig:
     samples: int = 4
     #: HA-SGD device mean-shift prior, relative to the weight range (seed 001, Fig. 8)
     mean_shift: float = 0.0
+    #: weight clipping after every optimiser step at ± this × std(W) of each crossbar
+    #: layer (aihwkit WeightClipType.LAYER_GAUSSIAN, whose default sigma is 2.5:
+    #: aihwkit/simulator/parameters/inference.py WeightClipParameter); 0 = off; None =
+    #: 2.5 for ``hwa`` (aihwkit's HWA recipe clips), off for every other method
+    weight_clip_sigma: float | None = None
     #: HA-SGD low-resolution ADC on each layer's output in the forward pass (None: off)
     adc_bits: int | None = None
     #: the hw.* values a method reads while training (chip_forward.CHIP_KEYS for hwa and
@@ -162,10 +171,17 @@ class TrainConfig:
                 f"dnn.prune_threshold={self.prune_threshold!r} must be in [0, 1) "
                 "(relative to the largest group norm of the layer)"
             )
-        for name in ("sigma", "preact_sigma_neu", "as_sigma"):
+        for name in ("sigma", "preact_sigma_neu", "as_sigma", "weight_clip_sigma"):
             v = getattr(self, name)
             if v is not None and v < 0:
                 raise TrainConfigError(f"{name}={v!r} must be >= 0 (or None)")
+
+    @property
+    def clip_sigma(self) -> float:
+        """The weight clip k·σ in force: ``weight_clip_sigma``, else 2.5 for hwa, else 0."""
+        if self.weight_clip_sigma is not None:
+            return float(self.weight_clip_sigma)
+        return HWA_CLIP_SIGMA if self.method == "hwa" else 0.0
 
     @property
     def needs_noise_model(self) -> bool:

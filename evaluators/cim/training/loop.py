@@ -186,6 +186,8 @@ def _fit(
             if pruner is not None:
                 pruner.mask_grads()
             opt.step()
+            if config.clip_sigma > 0:
+                clip_weights(model, config.clip_sigma)
             if pruner is not None:
                 pruner.apply()
             if bsq is not None:
@@ -197,6 +199,23 @@ def _fit(
                 seen += len(yb)
         last = (tot_loss / seen, tot_correct / seen)
     return last
+
+
+@torch.no_grad()
+def clip_weights(model: nn.Module, k: float) -> None:
+    """Clip every crossbar layer's weights to ± k·std(W) (aihwkit LAYER_GAUSSIAN clipping).
+
+    Why: the chip maps ± max|W| of a layer onto the cells' full range, so a few outlying
+    weights stretch every weight's quantization step, and the partial sums the ADC range
+    is set by; clipping the tail at k·σ puts the bulk of the weights on more levels.
+    """
+    for _, layer in crossbar_layers(model):
+        if getattr(layer, "binary", False):
+            continue
+        w = layer.weight  # type: ignore[attr-defined]
+        bound = k * float(w.std()) if w.numel() > 1 else 0.0
+        if bound > 0:
+            w.clamp_(-bound, bound)
 
 
 class _Multi:
