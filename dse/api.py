@@ -12,26 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
+from dse.layout import StudyLayout, locate_store
 from dse.spec import ResolvedStudy, SpecError, load_spec
 from dse.study import StudyLoop, StudyOutcome, check_not_started, make_runner
 
 __all__ = ["StudyView", "run", "resume", "load", "storage_for_dir"]
 
-_URL_FILE = "storage.url"
-
-
-def _is_url(text: str) -> bool:
-    return "://" in text
-
 
 def storage_for_dir(study_dir: Path) -> str:
     """The store URL/path of a study directory (``storage.url`` file or ``study.db``)."""
-    url_file = study_dir / _URL_FILE
-    if url_file.exists():
-        return url_file.read_text().strip()
-    return str(study_dir / "study.db")
+    return StudyLayout(Path(study_dir)).recorded_storage()
 
 
 def _open_store(storage: str) -> Any:
@@ -100,7 +91,7 @@ class StudyView:
     def report(self, out_dir: Path | str | None = None) -> Path:
         from dse.report import write_report
 
-        out = Path(out_dir) if out_dir else (self.study_dir or Path(".")) / "report"
+        out = Path(out_dir) if out_dir else StudyLayout(self.study_dir or Path(".")).report_dir
         return write_report(self.frame(), self.spec, out)
 
     def _objectives(self, objectives: list[str] | dict[str, str] | None) -> dict[str, str]:
@@ -117,13 +108,11 @@ class StudyView:
         return {o: known[o] for o in objectives}
 
 
-def _prepare_dir(resolved: ResolvedStudy, runs_dir: Path | str) -> tuple[Path, str]:
-    study_dir = Path(runs_dir) / resolved.spec.name
-    storage = resolved.spec.storage or str(study_dir / "study.db")
-    study_dir.mkdir(parents=True, exist_ok=True)
-    if _is_url(storage) and not storage.startswith("sqlite"):
-        (study_dir / _URL_FILE).write_text(storage + "\n")
-    return study_dir, storage
+def _prepare_dir(resolved: ResolvedStudy, runs_dir: Path | str) -> tuple[StudyLayout, str]:
+    layout = StudyLayout.for_study(resolved.spec.name, runs_dir)
+    storage = layout.storage(resolved.spec.storage)
+    layout.create(storage)
+    return layout, storage
 
 
 def _spec_dict(resolved: ResolvedStudy) -> dict[str, Any]:
@@ -140,13 +129,13 @@ def run(
 ) -> StudyView:
     """Validate a study file and run it to its budget. Refuses to overwrite a started study."""
     resolved = load_spec(source, overrides=overrides)
-    study_dir, storage = _prepare_dir(resolved, runs_dir)
+    layout, storage = _prepare_dir(resolved, runs_dir)
     store = _open_store(storage)
     check_not_started(store, f"study {resolved.spec.name!r} at {storage}")
     spec = _spec_dict(resolved)
     store.save_spec(resolved.spec.name, spec)
-    (study_dir / "study.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    return _execute(resolved, store, study_dir, progress, runner)
+    layout.write_spec(spec)
+    return _execute(resolved, store, layout.root, progress, runner)
 
 
 def resume(
@@ -158,7 +147,7 @@ def resume(
 ) -> StudyView:
     """Continue a study after a crash or ``kill -9`` (or with a larger budget via ``overrides``)."""
     study_dir = Path(study_dir)
-    store = _open_store(_locate(study_dir))
+    store = _open_store(locate_store(study_dir))
     spec = store.load_spec()
     if not spec:
         raise SpecError(f"{study_dir} holds no study spec; start it with 'dse run <study.yaml>'")
@@ -181,28 +170,8 @@ def _execute(
     return StudyView(store, study_dir, outcome)
 
 
-def _locate(target: Path) -> str:
-    text = str(target)
-    if _is_url(text):
-        return text
-    if target.is_dir():
-        storage = storage_for_dir(target)
-        if _is_url(storage) or Path(storage).exists():
-            return storage
-        raise SpecError(
-            f"{text!r} holds no study (no study.db or storage.url); "
-            "start one with 'dse run <study.yaml>'"
-        )
-    if target.exists():
-        return text
-    raise SpecError(
-        f"{text!r} is not a study directory, a store file or a database URL "
-        "(expected e.g. runs/<study> containing study.db)"
-    )
-
-
 def load(target: str | Path) -> StudyView:
     """Open a recorded study (directory, ``.db`` file, or SQLAlchemy URL) read-only."""
     target_path = Path(target)
-    store = _open_store(_locate(target_path))
+    store = _open_store(locate_store(target_path))
     return StudyView(store, target_path if target_path.is_dir() else None)

@@ -100,7 +100,10 @@ def _duration(text: str) -> str:
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runner", choices=["serial", "ray"], help="override runner.kind")
     p.add_argument("--workers", type=_positive_int, help="local Ray workers (default: all cores)")
-    p.add_argument("--address", help="join a Ray cluster: 'auto' or ray://host:port")
+    p.add_argument(
+        "--address",
+        help="join a Ray cluster: 'auto' or host:port (ray://host:port needs ray[client])",
+    )
     p.add_argument("--evaluations", type=_positive_int, help="override budget.evaluations")
     p.add_argument("--time", type=_duration, help="override budget.time, e.g. 10m, 2h")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -185,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget", type=_duration, help="wall-time budget, e.g. 2h")
     p.add_argument("--samples", type=_positive_int, help="number of trials (num_samples)")
     p.add_argument("--max-concurrent", type=_positive_int, help="max_concurrent_trials")
-    p.add_argument("--address", help="Ray cluster address ('auto' or ray://host:port)")
+    p.add_argument(
+        "--address", help="Ray cluster address ('auto' or host:port; ray:// needs ray[client])"
+    )
     p.add_argument("--resume", action="store_true", help="restore an interrupted sweep")
     p.add_argument("--storage", help="override storage (file path or SQLAlchemy URL)")
     return parser

@@ -811,22 +811,19 @@ def report_from_store(store: Any, out_dir: Path | str | None = None, **kwargs: A
     if hasattr(spec, "model_dump"):
         spec = spec.model_dump()
     if out_dir is None:
-        out_dir = _study_dir(store) / "report"
+        from dse.layout import StudyLayout
+
+        out_dir = StudyLayout(_study_dir(store)).report_dir
     return write_report(store.frame(), dict(spec), Path(out_dir), **kwargs)
 
 
 def _study_dir(store: Any) -> Path:
-    for attr in ("path", "directory", "study_dir"):
-        p = getattr(store, attr, None)
-        if p:
-            p = Path(p)
-            return p.parent if p.suffix else p
-    url = str(getattr(store, "url", ""))
-    m = re.match(r"^sqlite:///(?P<p>.+)$", url)
-    if m:
-        return Path(m.group("p")).parent
-    if url and "://" not in url:
-        return Path(url).parent
-    raise ReportError(
-        f"cannot tell the study folder of store {url!r} (not a SQLite file); pass out_dir"
-    )
+    from dse.layout import study_dir_of_store
+
+    folder = study_dir_of_store(store)
+    if folder is None:
+        raise ReportError(
+            f"cannot tell the study folder of store {getattr(store, 'url', store)!r} "
+            "(not a SQLite file); pass out_dir"
+        )
+    return folder

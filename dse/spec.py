@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dse.bounded_yaml import StudyFileError, load_study_yaml
+from dse.locations import check_ray_address, check_storage
 from evaluators.base import EvaluatorError, EvaluatorSpec
 from search_spaces.expressions import Constraint, ExpressionError, parse_constraint
 
@@ -119,7 +120,10 @@ class RunnerSpec(_Strict):
         "ray", description="ray (local cores or a cluster) or serial (debug)"
     )
     workers: int | None = Field(None, ge=1, description="local Ray workers (default: all cores)")
-    address: str | None = Field(None, description="existing Ray cluster: auto or ray://host:port")
+    address: str | None = Field(
+        None,
+        description="existing Ray cluster: auto or host:port (ray://host:port needs ray[client])",
+    )
     num_cpus: float = Field(1.0, gt=0, description="CPUs per evaluation")
     num_gpus: float = Field(0.0, ge=0, description="GPUs per evaluation")
     timeout: float | None = Field(None, description="per-evaluation time limit, e.g. 10m")
@@ -133,6 +137,11 @@ class RunnerSpec(_Strict):
     @classmethod
     def _timeout(cls, v: Any) -> float | None:
         return parse_duration(v)
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        return check_ray_address(v)
 
 
 class HalvingSpec(_Strict):
@@ -157,7 +166,9 @@ class StudySpec(_Strict):
     """The study file, as typed data (shape only; see :func:`resolve`)."""
 
     name: str = Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="study name; results in runs/<name>/"
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        max_length=100,
+        description="study name; results in runs/<name>/",
     )
     evaluator: str | dict[str, Any] = Field(
         description="zdt1, zdt2, zdt3, dtlz2, cim, ... or {name: cim, dataset: digits, ...} with options "
@@ -186,6 +197,11 @@ class StudySpec(_Strict):
         description="modules imported first, in the driver and every worker (they register "
         "your evaluators/optimizers)",
     )
+
+    @field_validator("storage")
+    @classmethod
+    def _storage(cls, v: str | None) -> str | None:
+        return check_storage(v)
 
     @field_validator("objectives")
     @classmethod
@@ -220,7 +236,9 @@ class ResolvedStudy:
     source: Path | None = None
 
     def default_storage(self, runs_dir: Path | str = "runs") -> str:
-        return self.spec.storage or str(Path(runs_dir) / self.spec.name / "study.db")
+        from dse.layout import StudyLayout
+
+        return StudyLayout.for_study(self.spec.name, runs_dir).storage(self.spec.storage)
 
 
 def _format_validation_error(exc: ValidationError, data: Any, where: str) -> str:

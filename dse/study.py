@@ -485,7 +485,9 @@ def finite_space_size(space: Any) -> int | None:
 
 
 def study_dir_for(resolved: ResolvedStudy, runs_dir: Path | str = "runs") -> Path:
-    return Path(runs_dir) / resolved.spec.name
+    from dse.layout import StudyLayout
+
+    return StudyLayout.for_study(resolved.spec.name, runs_dir).root
 
 
 def check_not_started(store: Any, where: str) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.halving import HalvingConfig, MultiObjectiveHalving
+from dse.layout import StudyLayout
 from dse.runners.base import EvalResult
 from evaluators.base import EvaluatorSpec
 
@@ -351,10 +352,12 @@ def run_sweep(
             f"allowed: {', '.join(resolved.space.names)}"
         )
 
-    study_dir = Path(study_dir) if study_dir is not None else Path("runs") / s.name
-    storage_path = (study_dir / "sweep").resolve()
+    layout = (
+        StudyLayout(Path(study_dir)) if study_dir is not None else StudyLayout.for_study(s.name)
+    )
+    experiment = layout.tune_experiment
+    storage_path = experiment.parent
     storage_path.mkdir(parents=True, exist_ok=True)
-    experiment = storage_path / "tune"
 
     owns_ray = not ray.is_initialized()
     if owns_ray:
@@ -434,23 +437,19 @@ def run_sweep(
 
 def run_sweep_cli(args: Any) -> int:
     """``dse sweep STUDY``: flags override the study's budget; the store is the study's."""
-    import yaml
-
     from dse.spec import load_spec
     from dse.store import Store
 
     overrides = {"storage": args.storage} if getattr(args, "storage", None) else None
     resolved = load_spec(args.study, overrides=overrides)
-    study_dir = Path(args.runs_dir) / resolved.spec.name
-    study_dir.mkdir(parents=True, exist_ok=True)
-    storage = resolved.spec.storage or str(study_dir / "study.db")
-    if "://" in storage and not storage.startswith("sqlite"):
-        (study_dir / "storage.url").write_text(storage + "\n")
+    layout = StudyLayout.for_study(resolved.spec.name, args.runs_dir)
+    storage = layout.storage(resolved.spec.storage)
+    layout.create(storage)
     store = Store(storage)
     spec_dict = resolved.spec.model_dump(mode="json", exclude_none=True)
     if store.load_spec() is None:
         store.save_spec(resolved.spec.name, spec_dict)
-        (study_dir / "study.yaml").write_text(yaml.safe_dump(spec_dict, sort_keys=False))
+        layout.write_spec(spec_dict)
     from dse.spec import parse_duration
 
     sweep_spec = resolved.spec.sweep
@@ -468,7 +467,7 @@ def run_sweep_cli(args: Any) -> int:
         max_concurrent=args.max_concurrent,
         address=args.address,
         resume=args.resume,
-        study_dir=study_dir,
+        study_dir=layout.root,
     )
     print(
         f"sweep {resolved.spec.name}: {out.trials} trials ({'restored' if out.restored else 'new'}), "

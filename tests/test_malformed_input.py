@@ -406,6 +406,37 @@ CASES = [
         2,
         ("already holds", "dse resume"),
     ),
+    # -- where results go and where the study runs (dse/locations.py) ------------------
+    Case(
+        "storage-unknown-scheme",
+        lambda c: _run(c, _zdt(storage="foo://bar/baz")),
+        2,
+        ("storage", "'foo'", "postgresql"),
+    ),
+    Case(
+        "storage-under-a-file",
+        lambda c: _run(c, _zdt(storage=c.study_file("x: 1", "afile") + "/x.db")),
+        2,
+        ("storage", "is a file", "parent directories"),
+    ),
+    Case(
+        "storage-is-a-directory",
+        lambda c: _run(c, _zdt(), "--storage", str(c.root)),
+        2,
+        ("storage", "is a directory", "database file"),
+    ),
+    Case(
+        "storage-flag-unknown-scheme",
+        lambda c: _run(c, _zdt(), "--storage", "mysql://u@h/db"),
+        2,
+        ("storage", "'mysql'", "sqlite"),
+    ),
+    Case(
+        "ray-client-address",
+        lambda c: _run(c, _zdt(), "--address", "ray://127.0.0.1:1"),
+        2,
+        ("ray://127.0.0.1:1", "ray[client]", "host:port"),
+    ),
     Case(
         "sweep-bad-spec",
         lambda c: ["sweep", c.study_file(_zdt(budget__time="soon")), "--runs-dir", str(c.runs)],
