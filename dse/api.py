@@ -108,11 +108,10 @@ class StudyView:
         return {o: known[o] for o in objectives}
 
 
-def _prepare_dir(resolved: ResolvedStudy, runs_dir: Path | str) -> tuple[StudyLayout, str]:
+def _prepare_dir(resolved: ResolvedStudy, runs_dir: Path | str) -> tuple[StudyLayout, str, Any]:
     layout = StudyLayout.for_study(resolved.spec.name, runs_dir)
     storage = layout.storage(resolved.spec.storage)
-    layout.create(storage)
-    return layout, storage
+    return layout, storage, layout.open_new(storage, _open_store)
 
 
 def _spec_dict(resolved: ResolvedStudy) -> dict[str, Any]:
@@ -129,8 +128,7 @@ def run(
 ) -> StudyView:
     """Validate a study file and run it to its budget. Refuses to overwrite a started study."""
     resolved = load_spec(source, overrides=overrides)
-    layout, storage = _prepare_dir(resolved, runs_dir)
-    store = _open_store(storage)
+    layout, storage, store = _prepare_dir(resolved, runs_dir)
     check_not_started(store, f"study {resolved.spec.name!r} at {storage}")
     spec = _spec_dict(resolved)
     store.save_spec(resolved.spec.name, spec)

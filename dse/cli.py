@@ -3,7 +3,11 @@
 Why argparse: no extra dependency, and subcommand ``--help`` pages can carry
 worked examples (``epilog``) — the help is meant to teach the tool.
 Every user mistake ends in one line ``error: ...`` (red on a terminal) and exit
-code 2; nothing recorded is touched by a failed command.
+code 2; nothing recorded is touched by a failed command. Exit codes (:data:`EXIT_CODES`,
+also in ``dse --help``): 0 success, 1 runtime failure (a store or server that cannot be
+reached, a full disk, no design succeeded), 2 bad input, 130 interrupted; a closed pipe
+(``dse pareto ... | head``) ends quietly with 141 as a program killed by SIGPIPE would.
+No command prints a Python traceback; ``DSE_DEBUG=1`` shows it for a bug report.
 """
 
 from __future__ import annotations
@@ -14,10 +18,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dse.locations import check_output
 from dse.spec import SpecError, parse_duration
 from search_spaces.expressions import ExpressionError
 
-EXIT_USAGE = 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 130, 141
+EXIT_CODES = """exit codes:
+  0 success   1 runtime failure (store or server unreachable, disk, no design succeeded)
+  2 bad input (study file, flags, paths)   130 interrupted (Ctrl-C; recorded results kept)
+  141 output pipe closed (e.g. | head)"""
 
 _EXAMPLES_RUN = """examples:
   dse run studies/quickstart.yaml               # CIM co-design on digits, report at the end
@@ -35,6 +44,14 @@ filters: names (dotted ok), numbers, strings, lists, < <= > >= == != in, not in,
 _EXAMPLES_EXPORT = """examples:
   dse export runs/zdt1 --parquet out.parquet             # every design, typed columns, for pandas
   dse export runs/zdt1 --optuna sqlite:///zdt1-optuna.db # then: optuna-dashboard sqlite:///zdt1-optuna.db
+"""
+_EXAMPLES_STATUS = """examples:
+  dse status runs/zdt1                    # counts, budget left, best hypervolume
+  dse status postgresql://me@db-host/dse  # a study stored on a PostgreSQL server
+"""
+_EXAMPLES_REPORT = """examples:
+  dse report runs/quickstart                    # runs/quickstart/report/report.html
+  dse report runs/quickstart --out /tmp/qs-report
 """
 _EXAMPLES_SWEEP = """examples:
   dse sweep studies/cluster_sweep.yaml --time-budget 2h --samples 500 --max-concurrent 32
@@ -89,6 +106,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _name_list(text: str) -> list[str]:
+    """A comma-separated list of names; an empty list or an empty name is an error (an
+    empty ``--objectives ''`` silently meaning "all" hid typos in scripts)."""
+    names = [n.strip() for n in text.split(",")]
+    if not text.strip() or any(not n for n in names):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of names; allowed: names separated by commas, e.g. f1,f2"
+        )
+    return names
+
+
 def _duration(text: str) -> str:
     try:
         parse_duration(text)
@@ -110,6 +138,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-report", action="store_true", help="do not write the HTML report at the end"
     )
+    p.add_argument(
+        "--wide", action="store_true", help="print every column of the front, however wide"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,15 +151,24 @@ def build_parser() -> argparse.ArgumentParser:
             "compute-in-memory chips. A study file names the search space, the objectives, "
             "the optimizer and the budget; results land in runs/<study>/."
         ),
-        epilog="start here:  dse run studies/quickstart.yaml   then   dse pareto runs/quickstart",
+        epilog="start here:  dse run studies/quickstart.yaml   then   dse pareto runs/quickstart"
+        "\n\n" + EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from dse import __version__
+
+    parser.add_argument("--version", action="version", version=f"cim-dse {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parser.set_defaults(_commands=sub.choices)
     fmt = argparse.RawDescriptionHelpFormatter
 
     p = sub.add_parser(
-        "run", help="run a study file to its budget", epilog=_EXAMPLES_RUN, formatter_class=fmt
+        "run",
+        help="run a study file to its budget",
+        description="Validate the study file, then search until its budget is spent; prints "
+        "the Pareto front and writes the HTML report into runs/<study>/.",
+        epilog=_EXAMPLES_RUN,
+        formatter_class=fmt,
     )
     p.add_argument("study", type=Path, help="study YAML file")
     p.add_argument(
@@ -148,14 +188,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study_dir", type=Path)
     _add_run_flags(p)
 
-    p = sub.add_parser("status", help="counts by status, best hypervolume, budget left")
-    p.add_argument("study_dir", type=Path)
+    p = sub.add_parser(
+        "status",
+        help="counts by status, best hypervolume, budget left",
+        description="How far a study has come: designs by status, budget and time left, the "
+        "best hypervolume and its reference point. Read-only; safe while a run is going.",
+        epilog=_EXAMPLES_STATUS,
+        formatter_class=fmt,
+    )
+    p.add_argument("study_dir", type=Path, help="study directory, store file or database URL")
 
     p = sub.add_parser(
-        "pareto", help="Pareto-optimal designs", epilog=_EXAMPLES_PARETO, formatter_class=fmt
+        "pareto",
+        help="Pareto-optimal designs",
+        description="The feasible, non-dominated done designs, optionally over a subset of the "
+        "objectives and filtered; every searched param is a column.",
+        epilog=_EXAMPLES_PARETO,
+        formatter_class=fmt,
     )
-    p.add_argument("study_dir", type=Path)
-    p.add_argument("--objectives", help="comma-separated subset of the study objectives")
+    p.add_argument("study_dir", type=Path, help="study directory, store file or database URL")
+    p.add_argument(
+        "--objectives", type=_name_list, help="comma-separated subset of the study objectives"
+    )
     p.add_argument("--where", help='filter expression, e.g. "f1 < 0.5 and hw.adc_bits >= 4"')
     p.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
     p.add_argument("--output", "-o", type=Path, help="write to a file (required for parquet)")
@@ -165,21 +219,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export",
         help="export to Parquet or an Optuna storage",
+        description="Every design with typed columns to Parquet, and/or the finished designs "
+        "as trials of an Optuna study (for optuna-dashboard).",
         epilog=_EXAMPLES_EXPORT,
         formatter_class=fmt,
     )
-    p.add_argument("study_dir", type=Path)
+    p.add_argument("study_dir", type=Path, help="study directory, store file or database URL")
     p.add_argument("--parquet", type=Path, help="write every design to this Parquet file")
     p.add_argument("--optuna", help="SQLAlchemy URL of an Optuna storage to write the study into")
     p.add_argument("--study-name", help="Optuna study name (default: the study's name)")
+    p.add_argument(
+        "--if-exists",
+        choices=["error", "append", "replace"],
+        default="error",
+        help="when the Optuna study exists: error (default), append new designs, or replace it",
+    )
 
-    p = sub.add_parser("report", help="write the HTML report with plots")
-    p.add_argument("study_dir", type=Path)
+    p = sub.add_parser(
+        "report",
+        help="write the HTML report with plots",
+        description="Write the study's HTML report (front, trade-off plots, hypervolume over "
+        "time, failures) with its PNGs; works offline.",
+        epilog=_EXAMPLES_REPORT,
+        formatter_class=fmt,
+    )
+    p.add_argument("study_dir", type=Path, help="study directory, store file or database URL")
     p.add_argument("--out", type=Path, help="output directory (default: <study_dir>/report)")
 
     p = sub.add_parser(
         "sweep",
         help="budgeted Ray Tune sweep into the study's store",
+        description="Run the study's space as a Ray Tune sweep (Optuna search, optional "
+        "multi-objective successive halving) under a wall-time and trial budget; results go "
+        "to the same store as 'dse run'.",
         epilog=_EXAMPLES_SWEEP,
         formatter_class=fmt,
     )
@@ -215,7 +287,27 @@ def _front_table(front: Any, spec: dict[str, Any], all_columns: bool) -> Any:
     return front[[c for c in cols if c in front.columns]]
 
 
-def _print_front(view: Any, limit: int | None = 30) -> None:
+def _fit_columns(table: Any, keep: int, width: int, rows: int | None) -> list[str]:
+    """The leading columns of ``table`` whose rendering fits ``width`` characters; the
+    first ``keep`` (id and objectives) always stay."""
+    cols = list(table.columns)
+    shown = cols[:keep]
+    sample = table.head(rows) if rows else table
+    for c in cols[keep:]:
+        trial = sample[[*shown, c]].to_string(index=False).splitlines()
+        if max((len(line) for line in trial), default=0) > width:
+            break
+        shown.append(c)
+    return shown
+
+
+def _print_front(view: Any, limit: int | None = 30, wide: bool = False) -> None:
+    """The run's closing summary: the front, cut to the terminal width unless ``wide`` —
+    and then naming every column left out, so no searched param disappears silently."""
+    import shutil
+
+    import pandas as pd
+
     front = view.pareto()
     if front.empty:
         print("no feasible done designs yet")
@@ -225,17 +317,25 @@ def _print_front(view: Any, limit: int | None = 30) -> None:
         list(objectives)[0], ascending=objectives[list(objectives)[0]] == "min"
     )
     table = _front_table(front, view.spec, all_columns=False)
-    if table.shape[1] > 12:  # keep the summary readable; `dse pareto` shows every column
-        table = table.iloc[:, :12]
     print(
         f"Pareto front: {len(front)} designs ({', '.join(f'{k} {v}' for k, v in objectives.items())})"
     )
-    import pandas as pd
-
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
+    with pd.option_context("display.precision", 4):
+        left_out: list[str] = []
+        if not wide:
+            keep = 1 + sum(1 for o in objectives if o in table.columns)
+            width = max(80, shutil.get_terminal_size((200, 24)).columns)
+            shown = _fit_columns(table, keep, width, limit)
+            left_out = [c for c in table.columns if c not in shown]
+            table = table[shown]
         print(table.head(limit).to_string(index=False) if limit else table.to_string(index=False))
     if limit and len(front) > limit:
         print(f"... {len(front) - limit} more: dse pareto {view.study_dir or ''}")
+    if left_out:
+        print(
+            f"columns left out to fit {width} characters (--wide prints them, so does "
+            f"'dse pareto {view.study_dir or '<study>'}'): {', '.join(left_out)}"
+        )
 
 
 def _cmd_run(args: argparse.Namespace, resume: bool) -> int:
@@ -264,7 +364,7 @@ def _cmd_run(args: argparse.Namespace, resume: bool) -> int:
             f"{common}; fix it and run 'dse resume {target}' (recorded designs are kept)",
             code=1,
         )
-    _print_front(view)
+    _print_front(view, wide=args.wide)
     if not args.no_report:
         path = view.report()
         print(f"report: {path}")
@@ -314,9 +414,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_pareto(args: argparse.Namespace) -> int:
     import dse
 
+    if args.output:
+        check_output(args.output, "--output")
     view = dse.load(args.study_dir)
-    objectives = args.objectives.split(",") if args.objectives else None
-    front = view.pareto([o.strip() for o in objectives] if objectives else None, where=args.where)
+    objectives = args.objectives
+    front = view.pareto(objectives, where=args.where)
     if args.knee:
         from dse.query import knee_point
 
@@ -326,6 +428,7 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
     if args.format == "parquet":
         if not args.output:
             return _fail("--format parquet needs --output FILE.parquet")
+        args.output.parent.mkdir(parents=True, exist_ok=True)
         table.to_parquet(args.output, index=False)
         print(f"wrote {len(table)} designs to {args.output}")
         return 0
@@ -343,6 +446,7 @@ def _cmd_pareto(args: argparse.Namespace) -> int:
                 table.to_string(index=False) if len(table) else "no matching Pareto-optimal designs"
             ) + "\n"
     if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
         print(f"wrote {len(table)} designs to {args.output}")
     else:
@@ -356,12 +460,16 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if not args.parquet and not args.optuna:
         return _fail("give --parquet FILE and/or --optuna URL")
+    if args.parquet:
+        check_output(args.parquet, "--parquet")
     view = dse.load(args.study_dir)
     if args.parquet:
         n = export.to_parquet(view.store, args.parquet)
         print(f"wrote {n if n is not None else ''} designs to {args.parquet}".replace("  ", " "))
     if args.optuna:
-        export.to_optuna(view.store, args.optuna, study_name=args.study_name)
+        export.to_optuna(
+            view.store, args.optuna, study_name=args.study_name, if_exists=args.if_exists
+        )
         print(f"wrote Optuna study {args.study_name or view.spec.get('name')!r} to {args.optuna}")
     return 0
 
@@ -369,6 +477,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import dse
 
+    if args.out:
+        check_output(args.out, "--out", kind="dir")
     view = dse.load(args.study_dir)
     print(f"report: {view.report(args.out)}")
     return 0
@@ -391,27 +501,93 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     started = time.time()
     try:
-        if args.command in ("run", "resume"):
-            return _cmd_run(args, resume=args.command == "resume")
-        handler = {
-            "status": _cmd_status,
-            "pareto": _cmd_pareto,
-            "export": _cmd_export,
-            "report": _cmd_report,
-            "sweep": _cmd_sweep,
-        }[args.command]
-        return handler(args)
-    except (SpecError, ExpressionError) as exc:
-        return _fail(str(exc))
+        code = _dispatch(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+        return code
     except KeyboardInterrupt:
         print(
             f"\ninterrupted after {time.time() - started:.0f}s; everything recorded is kept — "
             "continue with 'dse resume <study_dir>'",
             file=sys.stderr,
         )
-        return 130
-    except ValueError as exc:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except BaseException as exc:  # noqa: BLE001 — the one place that turns errors into messages
+        if isinstance(exc, SystemExit):
+            raise
+        return _report_error(exc)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("run", "resume"):
+        return _cmd_run(args, resume=args.command == "resume")
+    handler = {
+        "status": _cmd_status,
+        "pareto": _cmd_pareto,
+        "export": _cmd_export,
+        "report": _cmd_report,
+        "sweep": _cmd_sweep,
+    }[args.command]
+    return handler(args)
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away (``| head``): stop without a word. stdout is
+    pointed at /dev/null so the interpreter's final flush does not raise again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_PIPE
+
+
+def _report_error(exc: BaseException) -> int:
+    """One line for any failure, with the exit code of its kind (see :data:`EXIT_CODES`).
+
+    Bad input (spec, expression, ``ValueError``) is 2; a store or server that cannot be
+    reached, a file system error, memory or a bug is 1. ``DSE_DEBUG=1`` adds the traceback.
+    """
+    import os
+    import traceback
+
+    from dse.store import StoreUnavailable
+
+    if os.environ.get("DSE_DEBUG"):
+        traceback.print_exception(exc)
+    if isinstance(exc, (SpecError, ExpressionError)):
         return _fail(str(exc))
+    if isinstance(exc, StoreUnavailable):
+        return _fail(str(exc), code=EXIT_FAILURE)
+    if isinstance(exc, OSError):
+        where = f" {exc.filename!r}" if exc.filename else ""
+        return _fail(
+            f"{exc.strerror or exc}{':' if where else ''}{where}; nothing more was written",
+            code=EXIT_FAILURE,
+        )
+    if isinstance(exc, MemoryError):
+        return _fail("out of memory; recorded results are kept", code=EXIT_FAILURE)
+    if isinstance(exc, RecursionError):
+        return _fail("input nested too deeply to process", code=EXIT_USAGE)
+    if isinstance(exc, ValueError):
+        return _fail(str(exc))
+    try:
+        import sqlalchemy as sa
+
+        if isinstance(exc, sa.exc.SQLAlchemyError):
+            cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            return _fail(f"database error: {cause}", code=EXIT_FAILURE)
+    except ImportError:  # pragma: no cover — a dependency
+        pass
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return _fail(
+        f"internal error {type(exc).__name__}: {text} — please report it with the command; "
+        "DSE_DEBUG=1 prints the traceback",
+        code=EXIT_FAILURE,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
 import os
 import warnings
@@ -166,6 +167,36 @@ def _time(ts: float | None) -> dt.datetime | None:
     return None if ts is None else dt.datetime.fromtimestamp(ts)
 
 
+def _optuna_storage(storage_url: str | Any) -> Any:
+    """Optuna's storage for a URL, checked first (scheme, driver) so that a bad URL is one
+    message and an unreachable server a :class:`~dse.store.StoreUnavailable`."""
+    import optuna
+    import sqlalchemy as sa
+
+    from dse.locations import check_storage, sqlalchemy_url
+    from dse.store import StoreUnavailable
+
+    if not isinstance(storage_url, str):
+        return optuna.storages.get_storage(storage_url)
+    if "://" not in storage_url:
+        raise ExportError(
+            f"Optuna storage {storage_url!r} is not a URL; allowed: sqlite:///file.db or "
+            "postgresql://user@host/db"
+        )
+    try:
+        check_storage(storage_url)
+    except ValueError as exc:
+        raise ExportError(f"Optuna {exc}") from None
+    try:
+        return optuna.storages.get_storage(sqlalchemy_url(storage_url))
+    except sa.exc.OperationalError as exc:
+        cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise StoreUnavailable(
+            f"cannot open the Optuna storage {storage_url!r} ({cause}); check that the "
+            "server is up, its host, port, user and database"
+        ) from None
+
+
 def to_optuna(
     store: Store,
     storage_url: str | Any,
@@ -187,6 +218,18 @@ def to_optuna(
     storage URL (``sqlite:///optuna.db``) or an ``optuna.storages`` object. ``if_exists``: ``error`` (default),
     ``append`` (add only design_ids the study lacks) or ``replace``.
     """
+    from dse.optimizers.optuna_glue import quiet_optuna
+
+    with quiet_optuna(logging.WARNING):  # no "[I ...] A new study created" lines on stderr
+        return _write_optuna(store, storage_url, study_name, if_exists)
+
+
+def _write_optuna(
+    store: Store,
+    storage_url: str | Any,
+    study_name: str | None = None,
+    if_exists: Literal["error", "append", "replace"] = "error",
+) -> Any:
     import optuna
     from optuna.trial import TrialState, create_trial
 
@@ -202,13 +245,14 @@ def to_optuna(
     if if_exists not in ("error", "append", "replace"):
         raise ExportError(f"if_exists={if_exists!r}; allowed: error, append, replace")
 
-    storage = optuna.storages.get_storage(storage_url)
+    storage = _optuna_storage(storage_url)
     existing = {s.study_name for s in storage.get_all_studies()}
     if name in existing:
         if if_exists == "error":
             raise ExportError(
-                f"Optuna storage {storage_url!r} already has study {name!r}; pass if_exists='append' "
-                "or 'replace', or another study_name"
+                f"Optuna storage {storage_url!r} already has study {name!r}; allowed: another "
+                "study name (dse export --study-name, Python study_name=), or add to or replace "
+                "it (dse export --if-exists append|replace, Python if_exists=)"
             )
         if if_exists == "replace":
             optuna.delete_study(study_name=name, storage=storage)

@@ -15,9 +15,11 @@ asks :class:`StudyLayout`; none spells a file name itself.
 from __future__ import annotations
 
 import re
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -28,6 +30,8 @@ __all__ = [
     "locate_store",
     "study_dir_of_store",
 ]
+
+T = TypeVar("T")
 
 DEFAULT_RUNS_DIR = Path("runs")
 STORE_FILE = "study.db"
@@ -87,6 +91,37 @@ class StudyLayout:
         if self.url_file.exists():
             return self.url_file.read_text().strip()
         return str(self.store_file)
+
+    def open_new(self, storage: str, open_store: Callable[[str], T]) -> T:
+        """Open the store of a study about to run and create its directory — leaving
+        nothing behind when the store cannot be opened (a server down, a bad file).
+
+        A directory that already records another store (``study.db`` or ``storage.url``)
+        is refused: re-pointing it would hide the results it holds.
+        """
+        from dse.spec import SpecError
+
+        if self.url_file.exists() or self.store_file.exists():
+            recorded = self.recorded_storage()
+            if recorded != storage:
+                raise SpecError(
+                    f"{str(self.root)!r} already holds a study stored in {recorded!r}; "
+                    f"refusing to point it at {storage!r}; allowed: the same storage "
+                    "('dse resume' to continue), another study name or --runs-dir"
+                )
+        created = not self.root.exists()
+        try:
+            if is_url(storage) and not storage.startswith("sqlite"):
+                store = open_store(storage)  # connect first: no storage.url for a dead server
+                self.create(storage)
+            else:
+                self.create(storage)
+                store = open_store(storage)
+        except BaseException:
+            if created:
+                shutil.rmtree(self.root, ignore_errors=True)
+            raise
+        return store
 
     def create(self, storage: str) -> None:
         """Make the directory; a server store is remembered in ``storage.url``."""

@@ -9,6 +9,7 @@ names the key, the value and what is allowed — before any store is touched.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,14 @@ def parse_duration(value: str | int | float | None) -> float | None:
         if value <= 0:
             raise ValueError(f"duration {value!r} must be positive")
         return float(value)
+    try:  # a number given as text ('0', '90', '-5'): judged as that number
+        number = float(str(value))
+    except ValueError:
+        number = None
+    if number is not None and math.isfinite(number):
+        if number <= 0:
+            raise ValueError(f"duration {value!r} must be positive (seconds, or e.g. '10m')")
+        return number
     m = _DURATION.match(str(value))
     if not m or not any(m.groupdict().values()):
         raise ValueError(
@@ -186,7 +195,9 @@ class StudySpec(_Strict):
     runner: RunnerSpec = Field(default_factory=RunnerSpec, description="where evaluations run")
     sweep: SweepSpec | None = Field(None, description="dse sweep settings (halving, failures)")
     seed: int = Field(
-        0, description="seeds the optimizer (same seed, same designs with the serial runner)"
+        0,
+        ge=0,
+        description="seeds the optimizer (same seed, same designs with the serial runner)",
     )
     storage: str | None = Field(
         None, description="store path or SQLAlchemy URL; default runs/<name>/study.db"
@@ -243,21 +254,31 @@ class ResolvedStudy:
 
 def _format_validation_error(exc: ValidationError, data: Any, where: str) -> str:
     lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
-        # pydantic puts union branch names in loc ("str", "dict[str,any]"); drop them
-        loc = re.sub(r"\.(str|dict\[[^\]]*\]|int|float|list\[[^\]]*\])(?=\.|$)", "", loc)
+    errors = exc.errors()
+    # a misspelt required key is one mistake, not two: "unknown key 'objetives' (did you
+    # mean 'objectives'?)" instead of also "objectives: missing"
+    explained = {
+        _suggestion(_loc(err))
+        for err in errors
+        if err["type"] == "extra_forbidden" and _suggestion(_loc(err))
+    }
+    for err in errors:
+        loc = _loc(err)
+        if err["type"] == "missing" and loc in explained:
+            continue
         value = err.get("input")
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             parent = loc.rsplit(".", 1)[0] if "." in loc else ""
             allowed = _allowed_keys(parent)
-            msg = (
-                f"unknown key; allowed keys here: {', '.join(allowed)}"
-                if allowed
-                else "unknown key"
+            hint = _suggestion(loc)
+            lines.append(
+                f"key '{loc}': unknown key"
+                + (f" (did you mean '{hint}'?)" if hint else "")
+                + (f"; allowed keys here: {', '.join(allowed)}" if allowed else "")
             )
-        elif err["type"] == "literal_error":
+            continue
+        if err["type"] == "literal_error":
             msg = msg.replace("Input should be", "allowed:")
         elif err["type"] in _PYDANTIC_ALLOWED:
             try:
@@ -267,8 +288,35 @@ def _format_validation_error(exc: ValidationError, data: Any, where: str) -> str
         if err["type"] == "missing":
             lines.append(f"key '{loc}': missing; it is required")
             continue
-        lines.append(f"key '{loc}': value {value!r}: {msg}")
+        lines.append(f"key '{loc}': value {_short(value)}: {msg}")
     return f"{where}: " + "; ".join(lines)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a message names the value, it does not
+    dump a whole section of the study file."""
+    text = repr(value)
+    return (
+        text
+        if len(text) <= limit
+        else text[: limit - 5] + " ...}"[: 5 if isinstance(value, dict) else 4]
+    )
+
+
+def _loc(err: Any) -> str:
+    """The dotted key of a pydantic error, without pydantic's validator and union names."""
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+    # pydantic puts union branch names in loc ("str", "dict[str,any]"); drop them
+    return re.sub(r"\.(str|dict\[[^\]]*\]|int|float|list\[[^\]]*\])(?=\.|$)", "", loc)
+
+
+def _suggestion(loc: str) -> str | None:
+    """The allowed key (dotted, same parent) closest to the unknown key ``loc``, if any."""
+    import difflib
+
+    parent, _, name = loc.rpartition(".")
+    close = difflib.get_close_matches(name, _allowed_keys(parent), n=1, cutoff=0.75)
+    return f"{parent}.{close[0]}" if close and parent else (close[0] if close else None)
 
 
 def _allowed_keys(parent: str) -> list[str]:

@@ -77,6 +77,11 @@ class StoreError(ValueError):
     """Bad input to the store (unknown design ids, a different study, a bad path)."""
 
 
+class StoreUnavailable(RuntimeError):
+    """The store could not be reached (server down, refused, unreadable file): a runtime
+    failure (CLI exit 1), not bad input — the same command may work once it is up."""
+
+
 @dataclass(frozen=True)
 class DesignRecord:
     """One row of ``designs`` as Python values (timestamps in epoch seconds)."""
@@ -210,7 +215,15 @@ def _metadata() -> tuple[sa.MetaData, dict[str, sa.Table]]:
 def _make_engine(url_or_path: str | os.PathLike[str]) -> tuple[sa.Engine, Path | None]:
     text = os.fspath(url_or_path)
     if "://" in text:
-        return sa.create_engine(text), None
+        from dse.locations import sqlalchemy_url
+
+        try:
+            return sa.create_engine(sqlalchemy_url(text)), None
+        except (sa.exc.ArgumentError, ImportError) as exc:  # a URL it cannot parse, no driver
+            raise StoreError(
+                f"storage {text!r} cannot be opened ({str(exc).strip().splitlines()[0]}); "
+                "allowed: a SQLite file path or a postgresql:// URL with psycopg2 installed"
+            ) from None
     path = Path(text).expanduser()
     if path.is_dir():
         raise StoreError(
@@ -263,15 +276,29 @@ class Store:
                 self._meta, [{"key": "store.schema", "value": _dumps(_SCHEMA_VERSION)}], ("key",)
             )
             self._insert_ignore(self._counters, [{"name": "done_seq", "value": 0}], ("name",))
+        except sa.exc.OperationalError as exc:
+            self._engine.dispose()
+            if self.path is not None and "not a database" in str(exc.orig):
+                raise self._not_a_store(exc) from None
+            # the server is down, refuses us, or the file cannot be opened: nothing was written
+            cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            raise StoreUnavailable(
+                f"cannot open the store {str(self.path) if self.path else self.url} "
+                f"({cause}); check the path or that the server is up, its host, port, user "
+                "and database — nothing was written"
+            ) from None
         except sa.exc.DatabaseError as exc:  # a file that is not SQLite, a foreign schema
             self._engine.dispose()
-            what = str(self.path) if self.path is not None else self.url
-            cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-            raise StoreError(
-                f"{what} is not a study store ({'SQLite' if self.path else self._dialect} "
-                f"says: {cause}); it was left as it is — restore it from a backup or start "
-                "the study again with 'dse run' into another directory"
-            ) from None
+            raise self._not_a_store(exc) from None
+
+    def _not_a_store(self, exc: Exception) -> StoreError:
+        what = str(self.path) if self.path is not None else self.url
+        cause = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        return StoreError(
+            f"{what} is not a study store ({'SQLite' if self.path else self._dialect} "
+            f"says: {cause}); it was left as it is — restore it from a backup or start "
+            "the study again with 'dse run' into another directory"
+        )
 
     # ------------------------------------------------------------------ plumbing
     def _check_fork(self) -> None:
@@ -808,7 +835,7 @@ class Store:
                 "done_seq": pd.array(cols[10], dtype="Int64"),
             }
         )
-        params = _typed_records(_loads_many(cols[11]), len(rows))
+        params = _typed_records(_loads_many(cols[11]), len(rows), nullable_int=True)
         metrics = _typed_records([m or {} for m in _loads_many(cols[12])], len(rows))
         taken = set(META_COLUMNS)
         params = params.rename(columns={c: f"param.{c}" for c in params.columns if c in taken})
@@ -820,13 +847,24 @@ class Store:
         return out
 
 
-def _typed_records(records: list[dict[str, Any]], n: int) -> pd.DataFrame:
-    """Records -> DataFrame with numeric columns as int64/float64, strings as str, bools as boolean."""
+def _typed_records(
+    records: list[dict[str, Any]], n: int, *, nullable_int: bool = False
+) -> pd.DataFrame:
+    """Records -> DataFrame with numeric columns as int64/float64, strings as str, bools as
+    boolean. With ``nullable_int`` (design params), an integer column with missing values
+    (a conditional param inactive in some designs) is pandas' nullable ``Int64`` — it
+    stays an integer in the CSV, the printed front and Parquet instead of ``6.0``."""
     if n == 0:
         return pd.DataFrame(index=pd.RangeIndex(0))
     df = pd.DataFrame.from_records(records, index=pd.RangeIndex(n))
     for col in df.columns:
         s = df[col]
+        if s.dtype == np.float64 and nullable_int and s.isna().any():
+            # pandas made ints with gaps float64; the records say whether they were ints
+            values = [r[col] for r in records if r.get(col) is not None]
+            if values and all(type(v) is int for v in values):
+                df[col] = s.astype("Int64")
+            continue
         if s.dtype != object:
             continue
         present = s.dropna()
@@ -835,7 +873,12 @@ def _typed_records(records: list[dict[str, Any]], n: int) -> pd.DataFrame:
             df[col] = s.astype("boolean")
         elif kinds <= {int, float} and kinds:
             has_missing = len(present) < len(s)
-            df[col] = s.astype("float64" if (float in kinds or has_missing) else "int64")
+            if float in kinds:
+                df[col] = s.astype("float64")
+            elif has_missing:
+                df[col] = s.astype("Int64" if nullable_int else "float64")
+            else:
+                df[col] = s.astype("int64")
         elif kinds <= {str}:
             df[col] = s.astype("str")
         else:  # mixed kinds (e.g. categorical choices [1, "a"]): keep text so the column is uniform

@@ -129,12 +129,36 @@ def _no_spec_db(ctx: Ctx) -> Path:
     return d
 
 
+def _closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released): connection refused."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _exported_once(ctx: Ctx) -> list[str]:
+    """argv of a second export into an Optuna storage that already has the study."""
+    url = f"sqlite:///{ctx.root / 'optuna.db'}"
+    argv = ["export", str(ctx.study_dir()), "--optuna", url]
+    assert main(argv) == 0
+    return argv
+
+
+def _renamed(spec: dict[str, Any], key: str, new: str) -> dict[str, Any]:
+    spec[new] = spec.pop(key)
+    return spec
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
     argv: Callable[[Ctx], list[str]]
     code: int
     words: tuple[str, ...]
+    #: words the message must not hold (a dumped section of the study file, a wrong key)
+    absent: tuple[str, ...] = ()
 
 
 CASES = [
@@ -438,6 +462,120 @@ CASES = [
         ("ray://127.0.0.1:1", "ray[client]", "host:port"),
     ),
     Case(
+        "storage-server-unreachable",
+        lambda c: _run(c, _zdt(), "--storage", f"postgresql://dse@127.0.0.1:{_closed_port()}/dse"),
+        1,
+        ("cannot open the store", "127.0.0.1", "server is up", "nothing was written"),
+    ),
+    Case(
+        "run-repoints-a-recorded-study",
+        lambda c: (
+            c.study_dir(),
+            _run(c, _zdt(name=c.recorded.name), "--storage", str(c.root / "elsewhere.db")),
+        )[1],
+        2,
+        ("already holds a study stored in", "study.db", "elsewhere.db", "dse resume"),
+    ),
+    # -- where a command writes its output ------------------------------------------------
+    Case(
+        "pareto-output-under-a-file",
+        lambda c: ["pareto", str(c.study_dir()), "-o", c.study_file("x: 1", "afile") + "/f.csv"],
+        2,
+        ("--output", "afile", "is a file, not a directory"),
+    ),
+    Case(
+        "pareto-output-is-a-directory",
+        lambda c: ["pareto", str(c.study_dir()), "-o", str(c.root)],
+        2,
+        ("--output", "is a directory", "file path"),
+    ),
+    Case(
+        "export-parquet-under-a-file",
+        lambda c: [
+            "export",
+            str(c.study_dir()),
+            "--parquet",
+            c.study_file("x: 1", "afile") + "/d.parquet",
+        ],
+        2,
+        ("--parquet", "afile", "is a file"),
+    ),
+    Case(
+        "report-out-under-a-file",
+        lambda c: ["report", str(c.study_dir()), "--out", c.study_file("x: 1", "afile") + "/r"],
+        2,
+        ("--out", "afile", "is a file"),
+    ),
+    Case(
+        "export-optuna-not-a-url",
+        lambda c: ["export", str(c.study_dir()), "--optuna", "notascheme"],
+        2,
+        ("'notascheme'", "not a URL", "sqlite:///"),
+    ),
+    Case(
+        "export-optuna-unknown-scheme",
+        lambda c: ["export", str(c.study_dir()), "--optuna", "foo://bar/baz"],
+        2,
+        ("'foo'", "not supported", "postgresql"),
+    ),
+    Case(
+        "export-optuna-server-unreachable",
+        lambda c: [
+            "export",
+            str(c.study_dir()),
+            "--optuna",
+            f"postgresql://dse@127.0.0.1:{_closed_port()}/optuna",
+        ],
+        1,
+        ("cannot open the Optuna storage", "127.0.0.1", "server is up"),
+    ),
+    Case(
+        "export-optuna-study-exists",
+        lambda c: _exported_once(c),
+        2,
+        ("already has study", "--study-name", "--if-exists append|replace"),
+    ),
+    # -- strictness and messages that name the right key ------------------------------
+    Case(
+        "pareto-empty-objectives",
+        lambda c: ["pareto", str(c.study_dir()), "--objectives", ""],
+        2,
+        ("--objectives", "not a list of names", "f1,f2"),
+    ),
+    Case(
+        "pareto-empty-objective-name",
+        lambda c: ["pareto", str(c.study_dir()), "--objectives", "f1,,f2"],
+        2,
+        ("--objectives", "'f1,,f2'"),
+    ),
+    Case(
+        "top-key-typo",
+        lambda c: _run(c, _renamed(_zdt(), "objectives", "objetives")),
+        2,
+        ("objetives", "did you mean 'objectives'"),
+        absent=("{'f1'", "missing"),
+    ),
+    Case(
+        "nested-key-typo",
+        lambda c: _run(c, _zdt(budget__evaluationz=5)),
+        2,
+        ("budget.evaluationz", "did you mean 'budget.evaluations'"),
+    ),
+    Case(
+        "seed-negative",
+        lambda c: _run(c, _zdt(seed=-1)),
+        2,
+        ("key 'seed'", "-1", ">= 0"),
+        absent=("optimizer",),
+    ),
+    Case(
+        "flag-time-zero",
+        lambda c: _run(c, _zdt(), "--time", "0"),
+        2,
+        ("--time", "'0'", "must be positive"),
+        absent=("not understood",),
+    ),
+    Case(
         "sweep-bad-spec",
         lambda c: ["sweep", c.study_file(_zdt(budget__time="soon")), "--runs-dir", str(c.runs)],
         2,
@@ -489,6 +627,8 @@ def test_malformed_input_one_message_nothing_touched(case, tmp_path, recorded, c
     assert err.startswith("error: ") and err.count("\n") == 1, err
     for word in case.words:
         assert word in err, (word, err)
+    for word in case.absent:
+        assert word not in err, (word, err)
     assert "Traceback" not in err
     assert _snapshot(tmp_path) == before, "a refused command must not create or change a file"
 

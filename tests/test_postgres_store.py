@@ -8,6 +8,7 @@ listening on 127.0.0.1 only, in a temporary directory, and stopped afterwards.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import shutil
 import signal
@@ -221,3 +222,21 @@ def test_reserve_designs_caps_the_budget_across_connections(pg_url: str):
     assert sum(stores[0].counts().values()) == 250
     for s in stores:
         s.close()
+
+
+def test_bare_postgresql_url_uses_the_installed_driver(pg_url: str):
+    """``postgresql://`` as the README writes it: SQLAlchemy 2.1 maps that scheme to
+    psycopg 3, which cim-dse does not install; the store picks psycopg2 instead."""
+    from dse.locations import check_storage, sqlalchemy_url
+    from dse.store import Store
+
+    bare = pg_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+    assert check_storage(bare) == bare
+    if importlib.util.find_spec("psycopg") is None:
+        assert sqlalchemy_url(bare) == pg_url
+    store = Store(bare)
+    try:
+        store.set_meta("probe", 1)
+        assert store.get_meta("probe") == 1
+    finally:
+        store.close()
