@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -192,6 +193,7 @@ class StudyLoop:
         self.cache_hits = 0
         self._eval_seconds = 0.0
         self._bar: Any = None
+        self._warned: set[str] = set()  # evaluator warnings already printed this run
 
     # ------------------------------------------------------------------ helpers
     def _counts(self) -> dict[str, int]:
@@ -218,7 +220,21 @@ class StudyLoop:
         if results:
             self.store.record_results(results)
             self._eval_seconds += sum(max(0.0, r.finished_at - r.started_at) for r in results)
+            self._print_warnings(results)
         return results
+
+    def _print_warnings(self, results: list[EvalResult]) -> None:
+        """Each distinct evaluator warning once per run, from whichever worker raised it."""
+        for r in results:
+            for text in r.extra.get("warnings", ()):
+                if text in self._warned:
+                    continue
+                self._warned.add(text)
+                line = f"warning: {text}"
+                if self._bar is not None:
+                    self._bar.write(line, file=sys.stderr)
+                else:
+                    print(line, file=sys.stderr)
 
     def _tell(self, results: list[EvalResult]) -> None:
         designs, metrics = [], []

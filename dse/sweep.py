@@ -444,8 +444,7 @@ def run_sweep_cli(args: Any) -> int:
     resolved = load_spec(args.study, overrides=overrides)
     layout = StudyLayout.for_study(resolved.spec.name, args.runs_dir)
     storage = layout.storage(resolved.spec.storage)
-    layout.create(storage)
-    store = Store(storage)
+    store = layout.open_new(storage, Store)  # nothing left behind when the store cannot open
     spec_dict = resolved.spec.model_dump(mode="json", exclude_none=True)
     if store.load_spec() is None:
         store.save_spec(resolved.spec.name, spec_dict)

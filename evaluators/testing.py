@@ -29,6 +29,7 @@ import math
 import os
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,7 @@ class CrashEvaluator(Evaluator):
         marker_dir: str | None = None,
         seconds: float = 0.0,
         same_message: bool = False,
+        warn_on: list[int] | tuple[int, ...] = (),
     ):
         if exit_on and marker_dir is None:
             raise ValueError(
@@ -157,6 +159,8 @@ class CrashEvaluator(Evaluator):
         self.seconds = float(seconds)
         #: one error text for every failing design (a broken path fails them all alike)
         self.same_message = bool(same_message)
+        #: designs that raise one and the same RuntimeWarning (like a corrupt cache file)
+        self.warn_on = {int(i) for i in warn_on}
 
     def metric_names(self) -> list[str]:
         return ["y", "z"]
@@ -169,6 +173,8 @@ class CrashEvaluator(Evaluator):
     def evaluate(self, design: Design) -> Metrics:
         i = int(design["i"])
         burn_cpu(self.seconds)
+        if i in self.warn_on:
+            warnings.warn("crash evaluator: warning on purpose (warn_on)", RuntimeWarning)
         if i in self.raise_on:
             if self.same_message:
                 raise RuntimeError("crash evaluator: broken on purpose (same_message)")

@@ -47,9 +47,10 @@ def test_corrupt_cache_file_warns_and_retrains(tmp_path):
         calls.append(1)
         return _trained(1)
 
-    with pytest.warns(RuntimeWarning, match="k1.pt is unreadable"):
+    with pytest.warns(RuntimeWarning, match="k1.pt is unreadable") as caught:
         trained, fresh = cache.get_or_train("k1", train)
     assert fresh and calls == [1]
+    assert len(caught) == 1  # once, though the file is read before and under the lock
     again, fresh = cache.get_or_train("k1", train)
     assert not fresh and calls == [1]
     assert torch.equal(again.state_dict["1.weight"], trained.state_dict["1.weight"])
@@ -61,8 +62,12 @@ def test_cache_refuses_pickled_code(tmp_path):
         {"format": 1, "state_dict": {}, "weight_bits": {}, "metrics": ModelCache},
         tmp_path / "k2.pt",
     )
-    with pytest.warns(RuntimeWarning, match="unreadable"):
+    with pytest.warns(RuntimeWarning, match="unreadable") as caught:
         assert ModelCache(tmp_path).load("k2") is None
+    (message,) = [str(w.message) for w in caught]
+    assert "UnpicklingError" in message
+    assert "Please file an issue" not in message  # torch's page of advice is cut to a line
+    assert "\n" not in message
 
 
 def _worker(directory: str, log: str, out: multiprocessing.Queue) -> None:

@@ -581,6 +581,19 @@ CASES = [
         2,
         ("budget.time", "soon"),
     ),
+    Case(
+        "sweep-storage-server-unreachable",
+        lambda c: [
+            "sweep",
+            c.study_file(_zdt()),
+            "--runs-dir",
+            str(c.runs),
+            "--storage",
+            f"postgresql://dse@127.0.0.1:{_closed_port()}/dse",
+        ],
+        1,
+        ("cannot open the store", "127.0.0.1", "nothing was written"),
+    ),
 ]
 
 

@@ -54,6 +54,18 @@ def test_evaluation_error_is_recorded_with_traceback_and_others_finish():
     runner.close()
 
 
+def test_worker_warnings_come_back_with_the_results():
+    # a Ray worker's stderr never reaches the user (log_to_driver=False): warnings travel back
+    runner = RayRunner(EvaluatorSpec("crash", {"warn_on": [1, 2]}))
+    runner.submit([EvalTask(f"w{i}", {"i": i}) for i in range(4)])
+    out = drain(runner)
+    carried = [w for r in out for w in r.extra.get("warnings", [])]
+    assert carried and set(carried) == {
+        "RuntimeWarning: crash evaluator: warning on purpose (warn_on)"
+    }
+    runner.close()
+
+
 def test_dead_worker_is_retried_then_gives_up(tmp_path: Path):
     spec = EvaluatorSpec(
         "crash", {"exit_on": [1, 3], "marker_dir": str(tmp_path), "exit_times": 1, "seconds": 0.05}

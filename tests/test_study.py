@@ -316,3 +316,17 @@ def test_fail_fast_on_the_same_error_in_a_row_and_off_switch(runs_dir):
     assert view.outcome.evaluated == 2 and view.outcome.failed == 3
     off = _crash_spec("noff", list(range(1001)), evaluations=12, fail_fast=0)
     assert dse.run(off, runs_dir=runs_dir).outcome.failed == 12
+
+
+def test_evaluator_warnings_print_once_per_run(tmp_path, capsys):
+    import yaml
+
+    spec = _crash_spec("warny", [], evaluations=9, batch=3)
+    spec["evaluator"]["warn_on"] = list(range(1001))  # every design warns alike
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    runs = tmp_path / "runs"
+    code = main(["run", str(path), "--runs-dir", str(runs), "--no-progress", "--no-report"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert err.count("warning: RuntimeWarning: crash evaluator: warning on purpose") == 1

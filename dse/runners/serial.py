@@ -12,6 +12,7 @@ import os
 import socket
 import time
 import traceback
+import warnings
 from collections import OrderedDict
 
 from dse.runners.base import EvalResult, EvalTask, Runner
@@ -25,13 +26,21 @@ def format_error(exc: BaseException) -> str:
 
 
 def run_group(evaluator: Evaluator, tasks: list[EvalTask], worker: str) -> list[EvalResult]:
-    """Evaluate tasks sharing a training key in one ``evaluate_batch`` call."""
+    """Evaluate tasks sharing a training key in one ``evaluate_batch`` call.
+
+    Warnings the evaluator raises (a corrupt model-cache file, a missing C compiler)
+    travel back with the first result as ``extra["warnings"]``: a Ray worker's stderr
+    does not reach the user, so the study loop prints them, each once per run.
+    """
     started = time.time()
-    try:
-        outcomes = evaluator.evaluate_batch([t.design for t in tasks])
-    except Exception as exc:  # a failure of the shared part (e.g. the training) fails the group
-        outcomes = [exc] * len(tasks)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # each distinct message once per group
+        try:
+            outcomes = evaluator.evaluate_batch([t.design for t in tasks])
+        except Exception as exc:  # a failure of the shared part (e.g. the training) fails the group
+            outcomes = [exc] * len(tasks)
     finished = time.time()
+    raised = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
     per = (finished - started) / max(len(tasks), 1)
     results = []
     for i, (task, out) in enumerate(zip(tasks, outcomes, strict=True)):
@@ -47,6 +56,8 @@ def run_group(evaluator: Evaluator, tasks: list[EvalTask], worker: str) -> list[
             results.append(
                 EvalResult(task.design_id, "done", metrics, None, t0, t1, worker, task.attempt)
             )
+    if raised and results:
+        results[0].extra["warnings"] = raised
     return results
 
 

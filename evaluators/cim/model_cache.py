@@ -80,20 +80,21 @@ class ModelCache:
     # -- reading / writing ---------------------------------------------------------------
     def load(self, key: str) -> TrainedModel | None:
         """The cached model, or None if absent; a corrupt file warns and counts as absent."""
+        trained, problem = self._read(key)
+        if problem is not None:
+            _warn_unreadable(self.path(key), problem)
+        return trained
+
+    def _read(self, key: str) -> tuple[TrainedModel | None, str | None]:
+        """``(model, None)``, ``(None, None)`` when absent, ``(None, why)`` when unreadable."""
         path = self.path(key)
         if not path.exists():
-            return None
+            return None, None
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
-            return _decode(payload)
+            return _decode(payload), None
         except Exception as exc:  # any unreadable file is recomputed, never fatal
-            warnings.warn(
-                f"model cache file {path} is unreadable ({type(exc).__name__}: {exc}); "
-                "retraining and overwriting it",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            return None
+            return None, _first_line(exc)
 
     def save(self, key: str, trained: TrainedModel) -> Path:
         """Write atomically: a temporary file in the same directory, then ``os.replace``."""
@@ -136,16 +137,34 @@ class ModelCache:
         self, key: str, train: Callable[[], TrainedModel]
     ) -> tuple[TrainedModel, bool]:
         """Return ``(trained, was_trained_now)``; ``train`` runs at most once per key across processes."""
-        cached = self.load(key)
+        cached, problem = self._read(key)
         if cached is not None:
             return cached, False
         with self.lock(key):
-            cached = self.load(key)  # another process may have finished while we waited
+            # another process may have finished (or rewritten the bad file) while we waited
+            cached, problem_now = self._read(key)
             if cached is not None:
                 return cached, False
+            if problem_now is not None or problem is not None:
+                _warn_unreadable(self.path(key), problem_now or problem or "")
             trained = train()
             self.save(key, trained)
             return trained, True
+
+
+def _first_line(exc: Exception) -> str:
+    """``Type: first line`` of an error: torch's unpickling errors run to a page of advice
+    (including "Please file an issue") that is about torch, not about this cache file."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def _warn_unreadable(path: Path, problem: str) -> None:
+    warnings.warn(
+        f"model cache file {path} is unreadable ({problem}); retraining and overwriting it",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def _decode(payload: object) -> TrainedModel:
