@@ -174,7 +174,9 @@ class CrashEvaluator(Evaluator):
         i = int(design["i"])
         burn_cpu(self.seconds)
         if i in self.warn_on:
-            warnings.warn("crash evaluator: warning on purpose (warn_on)", RuntimeWarning)
+            warnings.warn(
+                "crash evaluator: warning on purpose (warn_on)", RuntimeWarning, stacklevel=2
+            )
         if i in self.raise_on:
             if self.same_message:
                 raise RuntimeError("crash evaluator: broken on purpose (same_message)")
