@@ -14,8 +14,8 @@ asks :class:`StudyLayout`; none spells a file name itself.
 
 from __future__ import annotations
 
+import contextlib
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,19 +109,35 @@ class StudyLayout:
                     f"refusing to point it at {storage!r}; allowed: the same storage "
                     "('dse resume' to continue), another study name or --runs-dir"
                 )
-        created = not self.root.exists()
+        server = is_url(storage) and not storage.startswith("sqlite")
+        if server:  # connect first: a dead server leaves no directory and no storage.url
+            store = open_store(storage)
+            self.create(storage)
+            return store
+        created = self._make_root()
         try:
-            if is_url(storage) and not storage.startswith("sqlite"):
-                store = open_store(storage)  # connect first: no storage.url for a dead server
-                self.create(storage)
-            else:
-                self.create(storage)
-                store = open_store(storage)
+            return open_store(storage)
         except BaseException:
-            if created:
-                shutil.rmtree(self.root, ignore_errors=True)
+            if created:  # remove only what this call made: another driver may share the dir
+                self._remove_if_empty()
             raise
-        return store
+
+    def _make_root(self) -> bool:
+        """Create the study directory; True only if this call created it (atomic mkdir)."""
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir()
+        except FileExistsError:
+            return False
+        return True
+
+    def _remove_if_empty(self) -> None:
+        """Undo ``_make_root`` after a failed open: an empty store file and the directory go,
+        anything another process wrote meanwhile stays."""
+        with contextlib.suppress(OSError):
+            if self.store_file.exists() and self.store_file.stat().st_size == 0:
+                self.store_file.unlink()
+            self.root.rmdir()  # fails (and is ignored) unless the directory is empty
 
     def create(self, storage: str) -> None:
         """Make the directory; a server store is remembered in ``storage.url``."""

@@ -134,6 +134,9 @@ def _gc_paused() -> Iterator[None]:
 
 #: PostgreSQL advisory-lock key that serializes budget reservations ("dse1")
 _BUDGET_LOCK = 0x64736531
+#: PostgreSQL advisory-lock key that serializes schema creation ("dse0"): two drivers
+#: creating one study's tables at once otherwise collide in the catalog (pg_type)
+_SCHEMA_LOCK = 0x64736530
 #: meta key of the driver lease
 _DRIVER_KEY = "driver"
 
@@ -271,6 +274,8 @@ class Store:
         self._name: str | None = None
         try:
             with self._write() as conn:
+                if self._dialect == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
                 self._md.create_all(conn, checkfirst=True)
             self._insert_ignore(
                 self._meta, [{"key": "store.schema", "value": _dumps(_SCHEMA_VERSION)}], ("key",)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from driver_race import COMBOS, race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -240,3 +241,30 @@ def test_bare_postgresql_url_uses_the_installed_driver(pg_url: str):
         assert store.get_meta("probe") == 1
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("combo", COMBOS, ids="+".join)
+def test_concurrent_drivers_keep_the_budget_on_postgres(pg_url: str, tmp_path: Path, combo):
+    """The SQLite race of test_concurrent_drivers on the real server: two and three drivers
+    at once, 5 repetitions each, every one in a fresh database: exactly the budget."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(pg_url.rsplit("/", 1)[0] + "/postgres")
+    spec = {
+        "name": "shared",
+        "evaluator": {"name": "noop"},
+        "space": {"x": {"low": 0.0, "high": 1.0, "size": 2}},
+        "objectives": {"f1": "min", "f2": "min"},
+        "optimizer": {"name": "random"},
+        "runner": {"kind": "serial", "batch": 20},
+        "seed": 0,
+    }
+    for repetition in range(5):
+        name = f"race_{'_'.join(combo)}_{repetition}"
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        workdir = tmp_path / name
+        workdir.mkdir()
+        store = race(spec, workdir, combo, budget=60, storage=pg_url.rsplit("/", 1)[0] + "/" + name)
+        store.close()
+    admin.dispose()
