@@ -33,6 +33,8 @@ from typing import Any
 
 from dse.halving import HalvingConfig, MultiObjectiveHalving
 from dse.layout import StudyLayout
+from dse.optimizers.base import constraint_violations
+from dse.optimizers.optuna_glue import set_constraints, suggest_design
 from dse.runners.base import EvalResult
 from evaluators.base import EvaluatorSpec
 
@@ -117,14 +119,8 @@ def _searcher(resolved: Any, halving: HalvingConfig | None) -> Any:
                 result, error = None, True
             ot_trial = self._ot_trials.get(trial_id)
             if result and constraints and ot_trial is not None:
-                # the study's constraints go to Optuna's native handling (Optuna 5:
-                # trial.set_constraint; violation <= 0 is feasible), as in `dse run`
-                for i, c in enumerate(constraints):
-                    try:
-                        v = float(c.violation(result))
-                    except Exception:  # a metric missing from the result: count as violated
-                        v = float("inf")
-                    ot_trial.set_constraint(f"c{i}", v if v == v else float("inf"))
+                # the study's constraints go to Optuna's native handling, as in `dse run`
+                set_constraints(ot_trial, constraint_violations(constraints, result))
             return super().on_trial_complete(trial_id, result=result, error=error)
 
     space = resolved.space
@@ -143,26 +139,12 @@ def _searcher(resolved: Any, halving: HalvingConfig | None) -> Any:
 
 
 def _define_by_run(space: Any, skip: set[str]) -> Any:
-    """Suggest only the params active given earlier choices (conditional spaces)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
+    """Suggest only the params active given earlier choices (conditional spaces); fixed
+    params are suggested too, so Tune carries them in the trial's config."""
     dists = space.to_optuna_distributions()
 
     def define(trial: Any) -> None:
-        chosen: dict[str, Any] = {}
-        for p in space.params:
-            if p.name in skip or not space.is_active(p, chosen):
-                continue
-            dist = dists[p.name]
-            if isinstance(dist, FloatDistribution):
-                v = trial.suggest_float(p.name, dist.low, dist.high, log=dist.log, step=dist.step)
-            elif isinstance(dist, IntDistribution):
-                v = trial.suggest_int(p.name, dist.low, dist.high, log=dist.log, step=dist.step)
-            elif isinstance(dist, CategoricalDistribution):
-                v = trial.suggest_categorical(p.name, list(dist.choices))
-            else:  # pragma: no cover - every Param maps to one of the three
-                raise TypeError(f"param {p.name!r}: unsupported Optuna distribution {dist!r}")
-            chosen[p.name] = v
+        suggest_design(trial, space, dists, skip=skip, suggest_fixed=True)
 
     return define
 

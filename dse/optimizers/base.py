@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from search_spaces import SearchSpace
-from search_spaces.expressions import Constraint, parse_constraint
+from search_spaces.expressions import Constraint, ExpressionError, parse_constraint
 
 __all__ = [
     "Optimizer",
@@ -167,12 +167,29 @@ class Optimizer(ABC):
 
     def violations(self, design: Mapping[str, Any], metrics: Mapping[str, float]) -> np.ndarray:
         """Constraint violations (``<= 0`` feasible), evaluated on design + metrics."""
-        if not self.constraints:
-            return np.zeros(0)
-        values = {**design, **metrics}
-        out = np.array([float(c.violation(values)) for c in self.constraints], dtype=float)
-        # NaN would poison the backends' comparisons: an unknown violation counts as violated.
-        return np.where(np.isnan(out), 1e12, out)
+        return constraint_violations(self.constraints, {**design, **metrics})
+
+
+#: the violation recorded for a constraint that cannot be evaluated (NaN, a missing metric)
+UNKNOWN_VIOLATION = 1e12
+
+
+def constraint_violations(
+    constraints: Sequence[Constraint], values: Mapping[str, Any]
+) -> np.ndarray:
+    """Violations (``<= 0`` feasible) of ``constraints`` on one design's params + metrics.
+
+    The one rule for every optimizer backend and ``dse sweep``: a constraint that cannot be
+    evaluated (NaN, or a name missing from ``values``) counts as violated by
+    ``UNKNOWN_VIOLATION``, since NaN would poison the backends' comparisons.
+    """
+    out = np.empty(len(constraints), dtype=float)
+    for i, c in enumerate(constraints):
+        try:
+            out[i] = float(c.violation(values))
+        except (ExpressionError, TypeError, ArithmeticError):  # a metric missing, None, x/0
+            out[i] = np.nan
+    return np.where(np.isnan(out), UNKNOWN_VIOLATION, out)
 
 
 _REGISTRY: dict[str, Callable[..., Optimizer]] = {}

@@ -6,11 +6,9 @@ storage costs ~30 ms per trial on SQLite and has no heartbeat for our
 runners). So each optimizer owns a throw-away in-memory study, rebuilt from
 the store's history by ``warm_start`` on resume.
 
-Define-by-run: ``ask`` suggests params in the space's dependency order and
-skips a param whose ``when`` condition is false, so conditional params are
-sampled only when active. Constraints go to ``trial.set_constraint`` (Optuna
-5), which NSGAIISampler and TPESampler read natively (constrained domination,
-feasibility-aware splitting). All objectives are minimized (max negated).
+Trials and constraints go through :mod:`dse.optimizers.optuna_glue` (define-by-run
+over the space's active params; violations to ``trial.set_constraint``), the same
+module ``dse sweep`` uses. All objectives are minimized (max negated).
 """
 
 from __future__ import annotations
@@ -18,39 +16,22 @@ from __future__ import annotations
 import logging
 import warnings
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from dse.optimizers.base import Design, Optimizer, OptimizerError, design_key, register_optimizer
-from search_spaces import Categorical, Fixed, Int, Param, Real, SearchSpace
+from dse.optimizers.optuna_glue import (
+    constraints_arg,
+    quiet_optuna,
+    set_constraints,
+    suggest_design,
+)
+from search_spaces import SearchSpace
 from search_spaces.expressions import Constraint
 
 __all__ = ["OptunaOptimizer", "OptunaNSGA2", "OptunaTPE", "OptunaQMC"]
-
-
-@contextmanager
-def _quiet_optuna(level: int) -> Iterator[None]:
-    """Raise the ``optuna`` logger's threshold for a block; Optuna's global setting is untouched."""
-    logger = logging.getLogger("optuna")
-    before = logger.level
-    logger.setLevel(max(before, level))
-    try:
-        yield
-    finally:
-        logger.setLevel(before)
-
-
-def _suggest(trial: Any, p: Param) -> Any:
-    if isinstance(p, Real):
-        return trial.suggest_float(p.name, p.low, p.effective_high, log=p.log, step=p.step)
-    if isinstance(p, Int):
-        return trial.suggest_int(p.name, p.low, p.effective_high, step=p.step or 1, log=p.log)
-    if isinstance(p, Categorical):
-        return trial.suggest_categorical(p.name, list(p.choices))
-    raise OptimizerError(f"cannot suggest param {p.name!r} of type {type(p).__name__}")
 
 
 class OptunaOptimizer(Optimizer):
@@ -73,7 +54,7 @@ class OptunaOptimizer(Optimizer):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self.sampler = self._make_sampler()
         # create_study logs an INFO line per study; quiet it here only
-        with _quiet_optuna(logging.WARNING):
+        with quiet_optuna(logging.WARNING):
             self.study = optuna.create_study(
                 directions=["minimize"] * len(self.objective_names), sampler=self.sampler
             )
@@ -91,11 +72,7 @@ class OptunaOptimizer(Optimizer):
             warnings.simplefilter("ignore", self._optuna.exceptions.ExperimentalWarning)
             for _ in range(n):
                 trial = self.study.ask()
-                design: Design = {}
-                for p in self.space.params:
-                    if not self.space.is_active(p, design):
-                        continue
-                    design[p.name] = p.value if isinstance(p, Fixed) else _suggest(trial, p)  # type: ignore[attr-defined]
+                design = suggest_design(trial, self.space, self._distributions)
                 d = self.space.canonicalize(design, strict=False)
                 self._pending.setdefault(design_key(d), deque()).append(trial)
                 out.append(d)
@@ -118,8 +95,7 @@ class OptunaOptimizer(Optimizer):
             if values is None:
                 self.study.tell(trial, state=TrialState.FAIL)
                 continue
-            for i, v in enumerate(violations):
-                trial.set_constraint(f"c{i}", float(v))
+            set_constraints(trial, violations)
             self.study.tell(trial, values.tolist())
 
     def _add_external(
@@ -140,9 +116,7 @@ class OptunaOptimizer(Optimizer):
                 params=params,
                 distributions=dists,
                 system_attrs=attrs,
-                constraints={f"c{i}": float(v) for i, v in enumerate(violations or [])}
-                if violations is not None and len(violations)
-                else None,
+                constraints=constraints_arg(violations),
             )
         self.study.add_trial(trial)
 
@@ -236,5 +210,5 @@ class OptunaQMC(OptunaOptimizer):
     def ask(self, n: int) -> list[Design]:
         # QMCSampler warns on every trial of a conditional space; the class docstring says
         # what happens instead (independent sampling of conditional params).
-        with _quiet_optuna(logging.ERROR if self.space.is_conditional else logging.NOTSET):
+        with quiet_optuna(logging.ERROR if self.space.is_conditional else logging.NOTSET):
             return super().ask(n)

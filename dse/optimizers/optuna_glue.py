@@ -6,7 +6,7 @@ Optuna's native constraint handling; used by the Optuna optimizers (``dse run``)
   order and skips a param whose ``when`` condition is false, so conditional params
   are sampled only when active.
 * Constraints: violations (``<= 0`` feasible; see
-  :func:`dse.optimizers.base.constraint_violations`) go to ``trial.set_constraint``
+  :func:`dse.optimizers.base.constraint_violations`, one rule for both) go to ``trial.set_constraint``
   (Optuna 5) or ``create_trial(constraints=...)`` under the names ``c0, c1, ...``;
   NSGAIISampler and TPESampler read them (constrained domination,
   feasibility-aware splitting).
