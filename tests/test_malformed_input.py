@@ -716,6 +716,28 @@ def test_installed_entry_point_no_traceback(case_id, tmp_path, recorded):
     assert _snapshot(tmp_path) == before
 
 
+#: address-space limit for the bounded-memory run: torch, pandas and SQLAlchemy loaded,
+#: every case refused, with room to spare (the cases pass at 2 GiB here, not at 1 GiB)
+MEMORY_LIMIT = 3 * 2**30
+
+
+def test_every_case_is_refused_under_a_memory_limit():
+    """All cases in one child under RLIMIT_AS: a refusal never needs unbounded memory."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, __file__], env=env, capture_output=True, text=True, preexec_fn=limit
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split(" | ") for line in proc.stdout.splitlines()[2:] if line.startswith("| ")]
+    codes = {row[0].removeprefix("| "): int(row[1]) for row in rows}
+    assert codes == {c.id: c.code for c in CASES}
+
+
 def _table() -> None:  # pragma: no cover - `python tests/test_malformed_input.py`
     import contextlib
     import io
