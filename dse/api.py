@@ -71,13 +71,18 @@ class StudyView:
         return pareto_front(self.frame(), objs, constraints=cons, where=where)
 
     def hypervolume(self, objectives: Any = None, ref_point: list[float] | None = None) -> Any:
-        """Hypervolume of the feasible front (study constraints) with its reference point;
-        by default the nadir of all done designs + 10% of their range."""
+        """Hypervolume of the feasible front (study constraints) with its reference point:
+        ``ref_point``, else the study's ``ref_point``, else the nadir of all done designs +
+        10% of their range — the number the run's stagnation stop watched."""
         from dse.query import hypervolume
 
+        objs = self._objectives(objectives)
+        stated = self.spec.get("ref_point")
+        if ref_point is None and stated and set(objs) <= set(stated):
+            ref_point = {k: stated[k] for k in objs}
         return hypervolume(
             self.frame(),
-            self._objectives(objectives),
+            objs,
             ref_point=ref_point,
             constraints=self.spec.get("constraints", []),
         )

@@ -36,25 +36,11 @@ __all__ = [
 
 
 def nondominated_rank(F: np.ndarray) -> np.ndarray:
-    """Front index (0 = non-dominated) of each row of ``F`` (all objectives minimized)."""
-    F = np.asarray(F, dtype=float)
-    n = len(F)
-    if n == 0:
-        return np.zeros(0, dtype=int)
-    le = (F[:, None, :] <= F[None, :, :]).all(axis=2)
-    lt = (F[:, None, :] < F[None, :, :]).any(axis=2)
-    dominates = le & lt  # dominates[i, j]: i dominates j
-    dominated_by = dominates.sum(axis=0)
-    rank = np.full(n, -1, dtype=int)
-    front = np.flatnonzero(dominated_by == 0)
-    level = 0
-    while front.size:
-        rank[front] = level
-        dominated_by = dominated_by - dominates[front].sum(axis=0)
-        dominated_by[rank >= 0] = -1  # already ranked: never picked again
-        front = np.flatnonzero(dominated_by == 0)
-        level += 1
-    return rank
+    """Front index (0 = non-dominated) of each row of ``F`` (all objectives minimized);
+    the one Pareto ranking of the project, :func:`dse.query.pareto_rank` (moocore)."""
+    from dse.query import pareto_rank
+
+    return pareto_rank(F)
 
 
 def crowding_distance(F: np.ndarray) -> np.ndarray:

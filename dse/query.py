@@ -38,6 +38,8 @@ __all__ = [
     "hypervolume",
     "hypervolume_history",
     "HypervolumeResult",
+    "HypervolumeTracker",
+    "pareto_rank",
 ]
 
 _DIRECTIONS = {"min": "min", "minimize": "min", "max": "max", "maximize": "max"}
@@ -248,13 +250,115 @@ def hypervolume_of(F: np.ndarray, ref: np.ndarray) -> float:
 
 
 def _hv(F: np.ndarray, ref: np.ndarray) -> float:
-    from pymoo.indicators.hv import HV
-
+    """Exact hypervolume by ``moocore.hypervolume`` (the library behind every Pareto and
+    hypervolume figure here: query, halving ranks, the stagnation stop, ``dse status``)."""
     F = F[np.all(F < ref, axis=1)]  # points not strictly better than ref add no volume
     if not len(F):
         return 0.0
-    F = F[nondominated_mask(F)]
-    return float(HV(ref_point=ref)(F))
+    return float(moocore.hypervolume(F[nondominated_mask(F)], ref=ref))
+
+
+def pareto_rank(F: np.ndarray) -> np.ndarray:
+    """Front index (0 = non-dominated) of each row of ``F`` (minimised; ``moocore.pareto_rank``).
+    Exact duplicates share a rank, as in :func:`nondominated_mask`."""
+    F = np.asarray(F, dtype=np.float64)
+    if not len(F):
+        return np.zeros(0, dtype=int)
+    return np.asarray(moocore.pareto_rank(F), dtype=int)
+
+
+class HypervolumeTracker:
+    """The study's hypervolume as designs arrive: the number ``dse status`` prints.
+
+    Same rule as :func:`hypervolume`: the feasible done designs (the study's
+    constraints, on params + metrics) against the stated reference point, else the
+    nadir of *all* done designs + 10% of their range. That default moves as designs
+    arrive, so the tracker keeps a snapshot of the feasible front each time it changes;
+    :meth:`stagnated` measures the front of ``window`` evaluations ago and today's
+    against the *current* reference point, i.e. the gain ``dse status`` would show.
+    """
+
+    def __init__(
+        self,
+        objectives: Mapping[str, str],
+        constraints: Sequence[str | Constraint] = (),
+        ref_point: Mapping[str, float] | None = None,
+    ):
+        self.names = list(objectives)
+        self.signs = np.array(
+            [1.0 if _DIRECTIONS[objectives[n]] == "min" else -1.0 for n in self.names]
+        )
+        self.constraints = _as_constraints(constraints)
+        self.stated = None
+        if ref_point is not None:
+            self.stated = _ref_point(
+                np.empty((0, len(self.names))), self.names, self.signs, ref_point
+            )
+        self._lo = np.full(len(self.names), np.inf)
+        self._hi = np.full(len(self.names), -np.inf)
+        self.front = np.empty((0, len(self.names)))
+        self.evaluations = 0
+        #: (evaluations, feasible front then); the first entry is the empty start
+        self.snapshots: list[tuple[int, np.ndarray]] = [(0, self.front)]
+
+    def add(
+        self, points: Sequence[tuple[Mapping[str, Any], Mapping[str, float]]], evaluations: int
+    ) -> float:
+        """Record done designs as ``(design params, metrics)``; ``evaluations`` counts every
+        finished design so far (failed ones too). Returns the current hypervolume."""
+        from dse.optimizers.base import constraint_violations
+
+        self.evaluations = evaluations
+        rows, feasible = [], []
+        for design, metrics in points:
+            rows.append([metrics.get(n, np.nan) for n in self.names])
+            ok = not self.constraints or bool(
+                (constraint_violations(self.constraints, {**design, **metrics}) <= 0).all()
+            )
+            feasible.append(ok)
+        if not rows:
+            return self.value
+        F = np.asarray(rows, dtype=np.float64) * self.signs
+        finite = np.isfinite(F).all(axis=1)
+        if finite.any():
+            self._lo = np.minimum(self._lo, F[finite].min(axis=0))
+            self._hi = np.maximum(self._hi, F[finite].max(axis=0))
+        new = F[finite & np.asarray(feasible)]
+        if len(new):
+            both = np.vstack([self.front, new])
+            front = both[nondominated_mask(both)]
+            if len(front) != len(self.front) or not np.array_equal(front, self.front):
+                self.front = front
+                self.snapshots.append((evaluations, front))
+        return self.value
+
+    @property
+    def ref(self) -> np.ndarray | None:
+        """The reference point in minimised space (None before any done design)."""
+        if self.stated is not None:
+            return self.stated
+        if not np.isfinite(self._hi).all():
+            return None
+        return nadir_ref_point(np.vstack([self._lo, self._hi]))
+
+    @property
+    def value(self) -> float:
+        ref = self.ref
+        return 0.0 if ref is None else _hv(self.front, ref)
+
+    def stagnated(self, window: int, tol: float) -> bool:
+        """True when the hypervolume rose by < ``tol`` (relative) over the last ``window``
+        evaluations, both fronts measured against today's reference point."""
+        if self.evaluations < window:
+            return False
+        then = self.evaluations - window
+        older = [i for i, (n, _) in enumerate(self.snapshots) if n <= then]
+        del self.snapshots[: older[-1]]  # what lies before the window's start is not needed
+        ref = self.ref
+        if ref is None:
+            return True  # `window` evaluations and not one done design
+        base = _hv(self.snapshots[0][1], ref)
+        return (self.value - base) <= tol * max(abs(base), 1e-12)
 
 
 def hypervolume(

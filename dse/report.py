@@ -767,6 +767,8 @@ def write_report(
             f"{', '.join(META_COLUMNS[:3])}..., params, and the objective metrics)"
         )
     constraints = list(spec.get("constraints") or [])
+    if ref_point is None and spec.get("ref_point"):
+        ref_point = dict(spec["ref_point"])  # the study's stated point, as its run used
     done = frame[frame["status"].astype(str) == "done"].copy()
     front = _pareto_front(frame, objectives, constraints)
     params, log_params = _params(frame, spec)

@@ -194,6 +194,12 @@ class StudySpec(_Strict):
     budget: BudgetSpec = Field(description="when to stop")
     runner: RunnerSpec = Field(default_factory=RunnerSpec, description="where evaluations run")
     sweep: SweepSpec | None = Field(None, description="dse sweep settings (halving, failures)")
+    ref_point: dict[str, float] | None = Field(
+        None,
+        description="hypervolume reference point {objective: value}; default: the nadir of all "
+        "done designs + 10% of their range (the stagnation stop, dse status and the report all "
+        "use this one)",
+    )
     seed: int = Field(
         0,
         ge=0,
@@ -220,6 +226,15 @@ class StudySpec(_Strict):
         if not v:
             raise ValueError("at least one objective is required, e.g. {f1: min}")
         return v
+
+    @model_validator(mode="after")
+    def _ref_point_per_objective(self) -> StudySpec:
+        if self.ref_point is not None and set(self.ref_point) != set(self.objectives):
+            raise ValueError(
+                f"ref_point has {sorted(self.ref_point)}; allowed: one value for each objective "
+                f"{sorted(self.objectives)}"
+            )
+        return self
 
     @property
     def evaluator_spec(self) -> EvaluatorSpec:

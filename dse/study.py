@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from dse.query import HypervolumeTracker
 from dse.runners.base import EvalResult, EvalTask, Runner
 from dse.spec import ResolvedStudy, SpecError
 from evaluators.base import stable_hash
@@ -118,48 +117,6 @@ class FailFast:
         return f"fail_fast ({what})"
 
 
-class HypervolumeTracker:
-    """Incremental best-so-far hypervolume for progress and stagnation.
-
-    The reference point is fixed once (nadir of the first results + 10% of their
-    range) so values are comparable over the run; it is stated in the store meta.
-    """
-
-    def __init__(self, objectives: dict[str, str], ref_point: list[float] | None = None):
-        self.names = list(objectives)
-        self.sign = np.array([1.0 if objectives[n] == "min" else -1.0 for n in self.names])
-        self.ref = None if ref_point is None else np.asarray(ref_point, float)
-        self.front = np.empty((0, len(self.names)))
-        self.value = 0.0
-        self.history: list[tuple[int, float]] = []
-
-    def add(self, metrics: list[dict[str, float]], evaluations: int) -> float:
-        from dse.query import hypervolume_of, nadir_ref_point, nondominated_mask
-
-        pts = [[m.get(n, math.nan) for n in self.names] for m in metrics]
-        arr = np.asarray(pts, float).reshape(-1, len(self.names)) * self.sign
-        arr = arr[np.isfinite(arr).all(axis=1)]
-        if len(arr):
-            if self.ref is None:
-                self.ref = nadir_ref_point(arr)
-            both = np.vstack([self.front, arr])
-            self.front = both[nondominated_mask(both)]
-            self.value = hypervolume_of(self.front, self.ref)
-        self.history.append((evaluations, self.value))
-        return self.value
-
-    def stagnated(self, window: int, tol: float) -> bool:
-        """True when hypervolume rose by < ``tol`` (relative) over the last ``window`` evaluations."""
-        if not self.history or self.history[-1][0] < window:
-            return False
-        now_n, now_v = self.history[-1]
-        past = [v for n, v in self.history if n <= now_n - window]
-        if not past:
-            return False
-        base = past[-1]
-        return (now_v - base) <= tol * max(abs(base), 1e-12)
-
-
 class StudyLoop:
     """Runs one study against a store with a runner until the budget is spent."""
 
@@ -187,7 +144,8 @@ class StudyLoop:
             self.spec.seed,
             self.spec.optimizer.options(),
         )
-        self.hv = HypervolumeTracker(self.objectives, self.store.get_meta("hv_ref_point"))
+        # the number `dse status` prints: feasible designs, the study's reference point
+        self.hv = HypervolumeTracker(self.objectives, resolved.constraints, self.spec.ref_point)
         # design_id -> (design, times it was asked again while in flight)
         self._in_flight: dict[str, tuple[dict[str, Any], int]] = {}
         self.cache_hits = 0
@@ -236,18 +194,22 @@ class StudyLoop:
                 else:
                     print(line, file=sys.stderr)
 
-    def _tell(self, results: list[EvalResult]) -> None:
-        designs, metrics = [], []
+    def _tell(self, results: list[EvalResult]) -> list[tuple[dict[str, Any], dict[str, float]]]:
+        """Tell the optimizer; returns the done ``(design, metrics)`` for the hypervolume."""
+        designs, metrics, done = [], [], []
         for r in results:
             design, repeats = self._in_flight.pop(r.design_id, (None, 0))
             if design is None:
                 continue
             m = r.metrics if r.status == "done" else None
+            if m:
+                done.append((design, m))
             for _ in range(1 + repeats):
                 designs.append(design)
                 metrics.append(m)
         if designs:
             self.optimizer.tell(designs, metrics)
+        return done
 
     def _report_progress(self, budget_n: float, t_end: float | None, hv: float) -> None:
         counts = self._counts()
@@ -291,8 +253,6 @@ class StudyLoop:
         finally:
             self.store.release_driver(self._holder["token"])
             self.store.set_meta("elapsed_s", elapsed_before + (time.time() - t0))
-            if self.hv.ref is not None:
-                self.store.set_meta("hv_ref_point", [float(v) for v in self.hv.ref])
             if self._bar is not None:
                 self._bar.close()
         counts = self._counts()
@@ -353,7 +313,7 @@ class StudyLoop:
             (r.finished_at or 0.0) - (r.started_at or 0.0) for r in history if r.started_at
         )
         self.optimizer.warm_start(designs, metrics)
-        self.hv.add([m for m in metrics if m], len(metrics))
+        self.hv.add([(d, m) for d, m in zip(designs, metrics, strict=True) if m], len(metrics))
 
     def _main(self, budget_n: float, t_end: float | None) -> str:
         space = self.resolved.space
@@ -436,9 +396,9 @@ class StudyLoop:
             self._heartbeat()
             results = self._collect(timeout=0.5)
             if results:
-                self._tell(results)
+                done = self._tell(results)
                 recorded += len(results)
-                self.hv.add([r.metrics for r in results if r.metrics], recorded)
+                self.hv.add(done, recorded)
                 self._report_progress(budget_n, t_end, self.hv.value)
                 fail_fast.update(results)
                 if fail_fast.triggered:

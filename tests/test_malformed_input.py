@@ -582,6 +582,12 @@ CASES = [
         ("budget.time", "soon"),
     ),
     Case(
+        "ref-point-wrong-objectives",
+        lambda c: _run(c, _zdt(ref_point={"f1": 1.1, "f3": 1.1})),
+        2,
+        ("ref_point", "'f3'", "one value for each objective", "'f2'"),
+    ),
+    Case(
         "sweep-storage-server-unreachable",
         lambda c: [
             "sweep",

@@ -215,3 +215,54 @@ def test_hypervolume_history_is_monotone_and_ends_at_total():
     assert hist["hypervolume"].iloc[3] == pytest.approx(
         hypervolume(first_k, obj, ref_point=total.ref_point).value
     )
+
+
+def _tracker_frame(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "design_id": [f"d{i}" for i in range(n)],
+            "status": ["done"] * n,
+            "done_seq": np.arange(n),
+            "x": rng.uniform(0, 1, n),
+            "f1": rng.uniform(0, 4, n),
+            "f2": rng.uniform(-3, 1, n),
+        }
+    )
+
+
+@pytest.mark.parametrize("stated", [None, {"f1": 5.0, "f2": -4.0}])
+def test_tracker_watches_the_number_status_prints(stated):
+    """The stagnation stop's hypervolume equals dse.query.hypervolume (what `dse status`
+    prints) after every batch: constraints on params + metrics, the same reference point."""
+    from dse.query import HypervolumeTracker
+
+    rng = np.random.default_rng(3)
+    df = _tracker_frame(rng, 120)
+    objectives, constraints = {"f1": "min", "f2": "max"}, ["x <= 0.6", "f1 >= 0.5"]
+    tracker = HypervolumeTracker(objectives, constraints, stated)
+    for end in range(10, 121, 10):
+        batch = df.iloc[end - 10 : end]
+        points = [({"x": r.x}, {"f1": r.f1, "f2": r.f2}) for r in batch.itertuples()]
+        value = tracker.add(points, end)
+        expected = hypervolume(df.iloc[:end], objectives, stated, constraints)
+        assert value == pytest.approx(expected.value, rel=1e-12)
+        assert dict(zip(["f1", "f2"], tracker.ref * tracker.signs, strict=True)) == pytest.approx(
+            expected.ref_point
+        )
+    unconstrained = hypervolume(df, objectives, stated)
+    assert unconstrained.value > tracker.value  # the infeasible designs were left out
+
+
+def test_tracker_stagnation_uses_todays_reference_point():
+    """A first batch with a tight nadir: a later, wider design must count as progress
+    (a reference point fixed from the first batch scored it 0 and stopped the run)."""
+    from dse.query import HypervolumeTracker
+
+    t = HypervolumeTracker({"f1": "min", "f2": "min"})
+    t.add([({}, {"f1": 1.0, "f2": 1.0}), ({}, {"f1": 1.1, "f2": 1.1})], 2)
+    for n in range(3, 10):
+        t.add([({}, {"f1": 1.05, "f2": 1.05})], n)  # dominated: nothing new
+    assert t.stagnated(window=5, tol=1e-6)
+    t.add([({}, {"f1": 0.2, "f2": 30.0})], 10)  # beyond the first nadir in f2, better in f1
+    assert not t.stagnated(window=5, tol=1e-6)
+    assert len(t.snapshots) <= 3  # only what the window needs is kept
