@@ -26,6 +26,7 @@ from typing import Any
 from dse.query import HypervolumeTracker
 from dse.runners.base import EvalResult, EvalTask, Runner
 from dse.spec import ResolvedStudy, SpecError
+from dse.termination import FailFast, budget_rules, first_stop, state_now
 from evaluators.base import stable_hash
 
 __all__ = ["StudyLoop", "StudyOutcome", "design_id_for", "make_runner"]
@@ -77,44 +78,6 @@ class StudyOutcome:
     cache_hits: int
     elapsed_s: float
     counts: dict[str, int] = field(default_factory=dict)
-
-
-class FailFast:
-    """Termination rule (pymoo style): the first ``k`` evaluations of this run all failed,
-    or the last ``k`` failed with the same error. Why: a broken dataset path or a bad
-    option fails every design the same way; running the whole budget only hides it."""
-
-    def __init__(self, k: int):
-        self.k = int(k)
-        self.done = 0
-        self.failed = 0
-        self._streak: list[str] = []
-
-    def update(self, results: list[EvalResult]) -> None:
-        for r in results:
-            if r.status == "done":
-                self.done += 1
-                self._streak.clear()
-            else:
-                self.failed += 1
-                self._streak = ([*self._streak, r.error or ""])[-self.k :] if self.k else []
-
-    @property
-    def triggered(self) -> bool:
-        if self.k <= 0:
-            return False
-        first_all_failed = self.done == 0 and self.failed >= self.k
-        repeated = len(self._streak) >= self.k and len(set(self._streak)) == 1
-        return first_all_failed or repeated
-
-    def describe(self) -> str:
-        first = self.done == 0 and self.failed >= self.k
-        what = (
-            f"the first {self.failed} evaluations failed"
-            if first
-            else (f"the same error {self.k} times in a row")
-        )
-        return f"fail_fast ({what})"
 
 
 class StudyLoop:
@@ -318,22 +281,17 @@ class StudyLoop:
     def _main(self, budget_n: float, t_end: float | None) -> str:
         space = self.resolved.space
         evaluator = self.resolved.evaluator
-        stag = self.spec.budget.stagnation
-        cpu_budget_s = (
-            None if self.spec.budget.cpu_hours is None else self.spec.budget.cpu_hours * 3600
-        )
         counts = self._counts()
         recorded = counts["done"] + counts["failed"]
         total = recorded + counts["queued"] + counts["running"]
         reason = "budget"
         idle_rounds = 0
         space_size = finite_space_size(space)
+        rules = budget_rules(self.spec.budget, self.hv, evaluations=budget_n, deadline=t_end)
         fail_fast = FailFast(self.spec.budget.fail_fast)
         while True:
-            out_of_time = t_end is not None and time.time() >= t_end
-            out_of_cpu = cpu_budget_s is not None and self._cpu_seconds() >= cpu_budget_s
-            stagnated = stag is not None and self.hv.stagnated(stag.window, stag.tol)
-            can_ask = not (out_of_time or out_of_cpu or stagnated) and total < budget_n
+            halted = first_stop(rules, state_now(total, self._cpu_seconds))
+            can_ask = halted is None
             free = self.runner.capacity() - self.runner.pending()
             if can_ask and free > 0 and not self.optimizer.exhausted():
                 asked = self.optimizer.ask(int(min(free, budget_n - total)))
@@ -371,16 +329,8 @@ class StudyLoop:
                 # repeats of recorded designs cost nothing but bring nothing new either
                 idle_rounds = 0 if fresh else idle_rounds + 1
             if self.runner.pending() == 0 and not self._in_flight:
-                if not can_ask:
-                    reason = (
-                        "time"
-                        if out_of_time
-                        else "cpu_hours"
-                        if out_of_cpu
-                        else "stagnation"
-                        if stagnated
-                        else "budget"
-                    )
+                if halted is not None:
+                    reason = halted
                     break
                 if self.optimizer.exhausted():
                     reason = "optimizer_exhausted"
