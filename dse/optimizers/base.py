@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from search_spaces import SearchSpace
 from search_spaces.expressions import Constraint, ExpressionError, parse_constraint
@@ -59,13 +60,42 @@ def design_key(design: Mapping[str, Any]) -> str:
     )
 
 
+class OptimizerOptions(BaseModel):
+    """A backend's options (the study file's ``optimizer:`` keys besides ``name``), typed.
+
+    Each backend subclasses this with its fields, defaults and bounds (pydantic), so the
+    options are checked once, when the optimizer is made (``dse run`` does it before any
+    store exists): unknown keys, wrong types (``true`` for an integer) and out-of-range
+    values are one message naming the option and what is allowed.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _options_error(name: str, kind: type[OptimizerOptions], exc: ValidationError) -> str:
+    allowed = ", ".join(kind.model_fields) or "none"
+    unknown = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden"]
+    if unknown:
+        return f"optimizer {name!r}: unknown option(s) {', '.join(unknown)}; allowed: {allowed}"
+    parts = []
+    for e in exc.errors():
+        key = str(e["loc"][0]) if e["loc"] else "?"
+        field = kind.model_fields.get(key)
+        what = (field.description or "") if field is not None else ""
+        parts.append(
+            f"option {key}={e.get('input')!r} is not allowed ({e['msg']}); "
+            f"allowed: {what or e['msg']}"
+        )
+    return f"optimizer {name!r}: " + "; ".join(parts)
+
+
 class Optimizer(ABC):
     """Base of every backend; see the module docstring for the shared conventions."""
 
     #: registry name
     name: str = ""
-    #: options this backend accepts (anything else is an error naming these)
-    option_names: tuple[str, ...] = ()
+    #: the backend's typed options (anything else is an error naming these)
+    options_type: type[OptimizerOptions] = OptimizerOptions
 
     def __init__(
         self,
@@ -90,13 +120,11 @@ class Optimizer(ABC):
                 )
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise OptimizerError(f"{self.name}: seed={seed!r} must be an integer")
-        unknown = sorted(set(options) - set(self.option_names))
-        if unknown:
-            allowed = ", ".join(self.option_names) or "none"
-            raise OptimizerError(
-                f"optimizer {self.name!r}: unknown option(s) {', '.join(unknown)}; "
-                f"allowed: {allowed}"
-            )
+        try:
+            #: the validated options, attributes with their defaults filled in
+            self.opts = self.options_type(**options)
+        except ValidationError as exc:
+            raise OptimizerError(_options_error(self.name, self.options_type, exc)) from None
         self.space = space
         self.objectives = {str(k): str(v) for k, v in objectives.items()}
         self.objective_names = list(self.objectives)
@@ -108,6 +136,7 @@ class Optimizer(ABC):
             if not isinstance(c, Constraint):
                 raise OptimizerError(f"{self.name}: constraint {c!r} is not a Constraint")
         self.seed = int(seed)
+        #: the options as given (only the keys the user set), for backends passing them on
         self.options = dict(options)
         self.n_told = 0
         self.n_failed = 0

@@ -17,11 +17,18 @@ import logging
 import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from dse.optimizers.base import Design, Optimizer, OptimizerError, design_key, register_optimizer
+from dse.optimizers.base import (
+    Design,
+    Optimizer,
+    OptimizerOptions,
+    design_key,
+    register_optimizer,
+)
 from dse.optimizers.optuna_glue import (
     constraints_arg,
     quiet_optuna,
@@ -121,28 +128,36 @@ class OptunaOptimizer(Optimizer):
         self.study.add_trial(trial)
 
 
+class OptunaNSGA2Options(OptimizerOptions):
+    """``NSGAIISampler``'s options, with Optuna's defaults."""
+
+    population: int = Field(50, ge=2, description="an integer >= 2 (default 50)")
+    mutation_prob: float | None = Field(
+        None, ge=0, le=1, description="a probability in [0, 1] (default 1/number of params)"
+    )
+    crossover_prob: float = Field(0.9, ge=0, le=1, description="a probability in [0, 1]")
+    swapping_prob: float = Field(0.5, ge=0, le=1, description="a probability in [0, 1]")
+
+
 @register_optimizer("optuna-nsga2")
 class OptunaNSGA2(OptunaOptimizer):
     """Optuna's ``NSGAIISampler`` (constrained domination when constraints are set)."""
 
     name = "optuna-nsga2"
-    option_names = ("population", "mutation_prob", "crossover_prob", "swapping_prob")
+    options_type = OptunaNSGA2Options
 
     def _make_sampler(self) -> Any:
         from optuna.samplers import NSGAIISampler
 
-        population = self.options.get("population", 50)
-        if isinstance(population, bool) or not isinstance(population, int) or population < 2:
-            raise OptimizerError(
-                f"option population={population!r} is not allowed; allowed: an integer >= 2"
-            )
-        self.population = population
-        kwargs = {
-            k: self.options[k]
-            for k in ("mutation_prob", "crossover_prob", "swapping_prob")
-            if k in self.options
-        }
-        return NSGAIISampler(population_size=population, seed=self.seed, **kwargs)
+        o = self.opts
+        self.population = o.population
+        return NSGAIISampler(
+            population_size=o.population,
+            mutation_prob=o.mutation_prob,
+            crossover_prob=o.crossover_prob,
+            swapping_prob=o.swapping_prob,
+            seed=self.seed,
+        )
 
     def warm_start(self, designs: list[Design], metrics: list[Mapping[str, float] | None]) -> None:
         """History enters as finished generations so NSGA-II selects parents from it.
@@ -161,23 +176,37 @@ class OptunaNSGA2(OptunaOptimizer):
             self._add_external(d, values, violations, **{key: i // self.population})
 
 
+class OptunaTPEOptions(OptimizerOptions):
+    """``TPESampler``'s options; unset ones take the installed Optuna's defaults."""
+
+    n_startup_trials: int | None = Field(None, ge=0, description="an integer >= 0 (default 10)")
+    n_ei_candidates: int | None = Field(None, ge=1, description="an integer >= 1 (default 24)")
+    multivariate: bool | None = Field(None, description="true or false (default: Optuna's)")
+    group: bool | None = Field(
+        None, description="true or false (default: true for multivariate on a conditional space)"
+    )
+    constant_liar: bool | None = Field(None, description="true or false (default: Optuna's)")
+
+
 @register_optimizer("tpe")
 class OptunaTPE(OptunaOptimizer):
     """Optuna's ``TPESampler`` (MOTPE for several objectives; feasibility-aware)."""
 
     name = "tpe"
-    option_names = ("n_startup_trials", "n_ei_candidates", "multivariate", "group", "constant_liar")
+    options_type = OptunaTPEOptions
 
     def _make_sampler(self) -> Any:
         from optuna.samplers import TPESampler
 
-        kwargs = dict(self.options)
+        kwargs = self.opts.model_dump(exclude_none=True)
         if self.space.is_conditional and kwargs.get("multivariate"):
             kwargs.setdefault("group", True)  # multivariate TPE needs groups for conditional spaces
-        try:
-            return TPESampler(seed=self.seed, **kwargs)
-        except (TypeError, ValueError) as exc:
-            raise OptimizerError(f"optimizer 'tpe': bad options {self.options!r}: {exc}") from None
+        return TPESampler(seed=self.seed, **kwargs)
+
+
+class OptunaQMCOptions(OptimizerOptions):
+    qmc_type: Literal["sobol", "halton"] = Field("sobol", description="sobol, halton")
+    scramble: bool = Field(True, description="true or false (default true)")
 
 
 @register_optimizer("qmc")
@@ -188,23 +217,16 @@ class OptunaQMC(OptunaOptimizer):
     """
 
     name = "qmc"
-    option_names = ("qmc_type", "scramble")
+    options_type = OptunaQMCOptions
 
     def _make_sampler(self) -> Any:
         from optuna.samplers import QMCSampler
 
-        qmc_type = self.options.get("qmc_type", "sobol")
-        if qmc_type not in ("sobol", "halton"):
-            raise OptimizerError(
-                f"option qmc_type={qmc_type!r} is not allowed; allowed: sobol, halton"
-            )
-        scramble = self.options.get("scramble", True)
-        if not isinstance(scramble, bool):
-            raise OptimizerError(
-                f"option scramble={scramble!r} is not allowed; allowed: true, false"
-            )
         return QMCSampler(
-            qmc_type=qmc_type, scramble=scramble, seed=self.seed, warn_independent_sampling=False
+            qmc_type=self.opts.qmc_type,
+            scramble=self.opts.scramble,
+            seed=self.seed,
+            warn_independent_sampling=False,
         )
 
     def ask(self, n: int) -> list[Design]:

@@ -27,11 +27,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from dse.optimizers.base import (
     Design,
     Optimizer,
     OptimizerError,
+    OptimizerOptions,
     design_key,
     register_optimizer,
 )
@@ -53,18 +55,33 @@ RESUME_RECENT_GENERATIONS = 4
 RESUME_MAX_FRONT_POPULATIONS = 10
 
 
-def _positive_int(opt: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise OptimizerError(
-            f"option {opt}={value!r} is not allowed; allowed: an integer >= {minimum}"
-        )
-    return int(value)
+class PymooOptions(OptimizerOptions):
+    """Options of the pymoo genetic algorithms (``nsga2``, ``nsga3``)."""
+
+    population: int | None = Field(
+        None, ge=2, description="an integer >= 2 (default 50; nsga3: from its directions)"
+    )
+    n_offsprings: int | None = Field(
+        None, ge=1, description="an integer >= 1 (default: the population)"
+    )
+    # SBX / polynomial-mutation distribution indices; pymoo's defaults for NSGA-II
+    # (Deb & Agrawal 1995); NSGA-III uses eta_c 30 (Deb & Jain 2014) unless set
+    crossover_eta: float | None = Field(
+        None, gt=0, description="a number > 0 (default 15; nsga3: 30)"
+    )
+    mutation_eta: float = Field(20.0, gt=0, description="a number > 0 (default 20)")
+
+
+class NSGA3Options(PymooOptions):
+    partitions: int | None = Field(
+        None, ge=1, description="an integer >= 1 (Das-Dennis partitions; default: fit population)"
+    )
 
 
 class PymooOptimizer(Optimizer):
     """Shared ask/tell bookkeeping for pymoo genetic algorithms."""
 
-    option_names = ("population", "n_offsprings", "crossover_eta", "mutation_eta")
+    options_type: type[OptimizerOptions] = PymooOptions
     default_population = 50
 
     def __init__(
@@ -115,8 +132,8 @@ class PymooOptimizer(Optimizer):
         from pymoo.operators.crossover.sbx import SBX
         from pymoo.operators.mutation.pm import PM
 
-        eta_c = float(self.options.get("crossover_eta", 15.0))
-        eta_m = float(self.options.get("mutation_eta", 20.0))
+        eta_c = 15.0 if self.opts.crossover_eta is None else self.opts.crossover_eta
+        eta_m = self.opts.mutation_eta
         if not self.mixed:
             return {"crossover": SBX(eta=eta_c, prob=0.9), "mutation": PM(eta=eta_m)}
         from pymoo.core.mixed import (
@@ -160,14 +177,12 @@ class PymooOptimizer(Optimizer):
     def _setup(self, sampling: Any) -> None:
         from pymoo.core.termination import NoTermination
 
-        population = _positive_int(
-            "population", self.options.get("population", self._default_population()), 2
-        )
+        population = self.opts.population or self._default_population()
         operators = self._operators()
         if sampling is not None:
             operators["sampling"] = sampling
-        if "n_offsprings" in self.options:
-            operators["n_offsprings"] = _positive_int("n_offsprings", self.options["n_offsprings"])
+        if self.opts.n_offsprings is not None:
+            operators["n_offsprings"] = self.opts.n_offsprings
         self.population = population
         self._algorithm = self._build(population, sampling, operators)
         self._algorithm.setup(
@@ -395,19 +410,17 @@ class PymooNSGA3(PymooOptimizer):
     """
 
     name = "nsga3"
-    option_names = PymooOptimizer.option_names + ("partitions",)
+    options_type = NSGA3Options
     default_population = 92
 
     def _ref_dirs(self) -> np.ndarray:
         from pymoo.util.ref_dirs import get_reference_directions
 
         m = len(self.objective_names)
-        if "partitions" in self.options:
-            p = _positive_int("partitions", self.options["partitions"])
+        if self.opts.partitions is not None:
+            p = self.opts.partitions
         else:
-            cap = _positive_int(
-                "population", self.options.get("population", self.default_population), 2
-            )
+            cap = self.opts.population or self.default_population
             p = 1
             while math.comb(p + 1 + m - 1, m - 1) <= cap:
                 p += 1
@@ -415,7 +428,9 @@ class PymooNSGA3(PymooOptimizer):
 
     def _default_population(self) -> int:
         n_dirs = len(self._ref_dirs())
-        return n_dirs + (n_dirs % 2) if "partitions" in self.options else self.default_population
+        return (
+            n_dirs + (n_dirs % 2) if self.opts.partitions is not None else self.default_population
+        )
 
     def _selection(self) -> Any:
         from pymoo.algorithms.moo.nsga3 import comp_by_cv_then_random
@@ -438,6 +453,6 @@ class PymooNSGA3(PymooOptimizer):
 
             # NSGA-III's reference setting: SBX eta 30, probability 1 (Deb & Jain 2014)
             operators["crossover"] = SBX(
-                eta=float(self.options.get("crossover_eta", 30.0)), prob=1.0
+                eta=30.0 if self.opts.crossover_eta is None else self.opts.crossover_eta, prob=1.0
             )
         return NSGA3(ref_dirs=ref_dirs, pop_size=population, **operators)

@@ -12,8 +12,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from dse.optimizers.base import Design, Optimizer, OptimizerError, design_key, register_optimizer
+from dse.optimizers.base import (
+    Design,
+    Optimizer,
+    OptimizerError,
+    OptimizerOptions,
+    design_key,
+    register_optimizer,
+)
 from search_spaces import SearchSpace
 from search_spaces.expressions import Constraint
 
@@ -27,7 +35,6 @@ class RandomOptimizer(Optimizer):
     """Independent uniform (log-uniform where declared) samples of the space."""
 
     name = "random"
-    option_names = ()
 
     def __init__(
         self,
@@ -55,6 +62,13 @@ class RandomOptimizer(Optimizer):
             self.space.sample(self._rng)
 
 
+class GridOptions(OptimizerOptions):
+    levels: int = Field(
+        5, ge=1, description="an integer >= 1 (points per continuous param; default 5)"
+    )
+    shuffle: bool = Field(False, description="true or false (default false)")
+
+
 @register_optimizer("grid")
 class GridOptimizer(Optimizer):
     """Every design of ``space.grid(levels)``; ``shuffle`` visits them in a seeded random order.
@@ -64,7 +78,7 @@ class GridOptimizer(Optimizer):
     """
 
     name = "grid"
-    option_names = ("levels", "shuffle")
+    options_type = GridOptions
 
     def __init__(
         self,
@@ -75,14 +89,7 @@ class GridOptimizer(Optimizer):
         **options: Any,
     ):
         super().__init__(space, objectives, constraints, seed, **options)
-        levels = self.options.get("levels", 5)
-        if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
-            raise OptimizerError(
-                f"option levels={levels!r} is not allowed; allowed: an integer >= 1"
-            )
-        shuffle = self.options.get("shuffle", False)
-        if not isinstance(shuffle, bool):
-            raise OptimizerError(f"option shuffle={shuffle!r} is not allowed; allowed: true, false")
+        levels, shuffle = self.opts.levels, self.opts.shuffle
         self.levels = levels
         self.shuffle = shuffle
         self.size = space.grid_size(levels)
