@@ -283,7 +283,10 @@ class HypervolumeTracker:
         objectives: Mapping[str, str],
         constraints: Sequence[str | Constraint] = (),
         ref_point: Mapping[str, float] | None = None,
+        window: int | None = None,
     ):
+        #: the stagnation window: fronts older than it are dropped (None: keep only today's)
+        self.window = window
         self.names = list(objectives)
         self.signs = np.array(
             [1.0 if _DIRECTIONS[objectives[n]] == "min" else -1.0 for n in self.names]
@@ -330,7 +333,19 @@ class HypervolumeTracker:
             if len(front) != len(self.front) or not np.array_equal(front, self.front):
                 self.front = front
                 self.snapshots.append((evaluations, front))
+        self._prune()
         return self.value
+
+    def _prune(self) -> None:
+        """Keep the fronts the stagnation window can still ask for (memory stays bounded:
+        a long run changes its front thousands of times)."""
+        if self.window is None:
+            del self.snapshots[:-1]
+            return
+        then = self.evaluations - self.window
+        older = [i for i, (n, _) in enumerate(self.snapshots) if n <= then]
+        if older:
+            del self.snapshots[: older[-1]]
 
     @property
     def ref(self) -> np.ndarray | None:
@@ -352,12 +367,11 @@ class HypervolumeTracker:
         if self.evaluations < window:
             return False
         then = self.evaluations - window
-        older = [i for i, (n, _) in enumerate(self.snapshots) if n <= then]
-        del self.snapshots[: older[-1]]  # what lies before the window's start is not needed
+        past = [front for n, front in self.snapshots if n <= then]
         ref = self.ref
         if ref is None:
             return True  # `window` evaluations and not one done design
-        base = _hv(self.snapshots[0][1], ref)
+        base = _hv(past[-1] if past else self.snapshots[0][1], ref)
         return (self.value - base) <= tol * max(abs(base), 1e-12)
 
 

@@ -258,7 +258,7 @@ def test_tracker_stagnation_uses_todays_reference_point():
     (a reference point fixed from the first batch scored it 0 and stopped the run)."""
     from dse.query import HypervolumeTracker
 
-    t = HypervolumeTracker({"f1": "min", "f2": "min"})
+    t = HypervolumeTracker({"f1": "min", "f2": "min"}, window=5)
     t.add([({}, {"f1": 1.0, "f2": 1.0}), ({}, {"f1": 1.1, "f2": 1.1})], 2)
     for n in range(3, 10):
         t.add([({}, {"f1": 1.05, "f2": 1.05})], n)  # dominated: nothing new
@@ -266,3 +266,7 @@ def test_tracker_stagnation_uses_todays_reference_point():
     t.add([({}, {"f1": 0.2, "f2": 30.0})], 10)  # beyond the first nadir in f2, better in f1
     assert not t.stagnated(window=5, tol=1e-6)
     assert len(t.snapshots) <= 3  # only what the window needs is kept
+    unbounded = HypervolumeTracker({"f1": "min", "f2": "min"})  # no stagnation rule
+    for n in range(1, 50):
+        unbounded.add([({}, {"f1": 1.0 / n, "f2": float(n)})], n)  # a new front each time
+    assert len(unbounded.snapshots) == 1

@@ -33,7 +33,7 @@ def test_each_rule_says_stop_at_its_limit_and_not_before():
 
 
 def test_stagnation_reads_the_tracker():
-    tracker = HypervolumeTracker({"f1": "min", "f2": "min"})
+    tracker = HypervolumeTracker({"f1": "min", "f2": "min"}, window=3)
     rule = Stagnation(window=3, tol=1e-9, tracker=tracker)
     tracker.add([({}, {"f1": 1.0, "f2": 2.0}), ({}, {"f1": 2.0, "f2": 1.0})], 2)
     assert rule.reason(_state()) is None  # fewer evaluations than the window
