@@ -450,6 +450,7 @@ def block_stream(
     return NoiseStream(_splitmix64((base_seed * 0x100000001B3 + block) & _MASK64), device, path)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def unit_key(*parts: int) -> int:
     """One 64-bit stream key from a tuple of integers (order matters).
 

@@ -49,8 +49,10 @@ per-tile, per-cycle, per-slice reference with replayed noise in
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -149,6 +151,17 @@ class _Prepared:
     adc_range: float = 1.0
     adc_mean_abs: float = 1.0
     calib: list[torch.Tensor] = field(default_factory=list)
+    #: instance-independent tensors derived from pos/neg (:func:`_derived`), built once
+    #: instead of at every :meth:`AnalogBackend.program` of an instance chunk
+    derived: dict[tuple, torch.Tensor] = field(default_factory=dict, repr=False)
+
+
+def _derived(p: _Prepared, key: tuple, build) -> torch.Tensor:
+    """``build()`` cached on ``p`` under ``key`` (the parameters it depends on)."""
+    t = p.derived.get(key)
+    if t is None:
+        t = p.derived[key] = build()
+    return t
 
 
 def _prepare(
@@ -298,13 +311,13 @@ def _program(
     scale = L * unit
     n_out = p.n_cols if combine else p.pos.shape[1]
     if ideal or not dev.analog or _noise_free(dev, hw):
-        base = (p.pos - p.neg) * unit
+        base = _derived(p, ("diff", unit), lambda: (p.pos - p.neg) * unit)
         if combine:
-            base = _combine(base, p.slice_w)
+            base = _derived(p, ("diff_combined", unit), lambda: _combine(base, p.slice_w))
         return base.unsqueeze(0).expand(s, -1, -1).contiguous()
     out = torch.empty(s, p.k_rows, n_out, device=tdev, dtype=dtype)
     if _linear_programming(dev, hw):
-        base = (p.pos - p.neg) * unit
+        base = _derived(p, ("diff", unit), lambda: (p.pos - p.neg) * unit)
         std = math.sqrt(2.0) * dev.prog_sigma * scale
 
         def block(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
@@ -312,7 +325,9 @@ def _program(
 
     else:
         g0 = dev.g_min_us / dev.g_range_us  # g_min in range units
-        target = torch.stack([p.pos, p.neg]).mul_(1.0 / L).add_(g0)  # (2, K', C) range units
+        target = _derived(  # (2, K', C) range units
+            p, ("target", g0), lambda: torch.stack([p.pos, p.neg]).mul_(1.0 / L).add_(g0)
+        )
         if _no_static_faults(dev, hw):  # programming noise + clipping: one fused kernel
 
             def block(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
@@ -481,7 +496,7 @@ def _combined_weights(
     if p.lm.binary_mram:
         return _program(*args, **more)
     if not ideal and dev.analog and _linear_programming(dev, hw) and dev.prog_sigma > 0:
-        base = _combine(p.pos - p.neg, p.slice_w)
+        base = _derived(p, ("diff_combined", 1.0), lambda: _combine(p.pos - p.neg, p.slice_w))
         sig = math.sqrt(2.0 * sum(c * c for c in p.slice_w)) * dev.prog_sigma * p.levels
         w = torch.empty((s, *base.shape), device=base.device, dtype=base.dtype)
 
@@ -566,6 +581,17 @@ class AnalogBackend:
                     p, self.dev, self.hw, instances, key, ideal, self.workers, be, **more
                 )
         self.begin_batch()
+
+    def single_worker(self) -> AnalogBackend:
+        """A copy that shares the prepared layers but runs its blocks in the calling thread.
+
+        It has its own chips (:meth:`program`) and read counters, so worker threads can
+        each simulate a chunk of instances (:func:`run_instances`).
+        """
+        view = copy.copy(self)
+        view.workers = 1
+        view.weights, view.combined, view._calls = {}, {}, {}
+        return view
 
     def begin_batch(self, sample_offset: int = 0, samples: int | None = None) -> None:
         """The next forward reads samples ``sample_offset …`` (``samples`` per instance).
@@ -774,22 +800,24 @@ class AnalogBackend:
         Nothing elementwise is left to keep in cache, so cache blocks would only add
         Python dispatch and smaller single-thread GEMMs (a 2-thread bmm of the benchmark's
         layer shape runs at ~165 GFLOP/s on the project machine; the unquantized
-        mc_throughput run went from ~1140 to ~1230 instances/s). Inputs are scaled by the
-        weight step on the way into the operand (bias rows driven at full scale, as in
-        :meth:`_codes`), so the product is the output.
+        mc_throughput run went from ~1140 to ~1230 instances/s). The weight step is the
+        GEMM's alpha and the bias rows (driven at full scale, as in :meth:`_codes`) are
+        a per-instance bias vector, so the layer input goes into the product as it is:
+        no scaled, widened copy of it (measured: that copy, over the whole activation,
+        cost ~40 % as much as the product itself).
         """
-        s, m, _ = xs.shape
         w = self.combined[name]
         xb = xs if p.gather is None else xs.index_select(2, p.gather.to(xs.device))
         k = xb.shape[-1]
-        xin = torch.empty(s, m, p.k_rows, device=xs.device, dtype=xs.dtype)
-        torch.mul(xb, p.w_scale, out=xin[..., :k])
-        if p.k_rows > k:
-            xin[..., k:] = p.x_levels * p.x_step * p.w_scale
         saved = torch.get_num_threads()
         torch.set_num_threads(max(saved, self.workers))
         try:
-            torch.bmm(xin, w, out=y)
+            if p.k_rows > k:  # bias rows driven at full scale: a per-instance bias vector
+                drive = p.x_levels * p.x_step * p.w_scale
+                bias = w[:, k:].sum(1, keepdim=True).mul_(drive)
+                torch.baddbmm(bias, xb, w[:, :k], alpha=p.w_scale, out=y)
+            else:
+                torch.baddbmm(y, xb, w, beta=0.0, alpha=p.w_scale, out=y)
         finally:
             torch.set_num_threads(saved)
         if p.bias_digital is not None:
@@ -1058,23 +1086,130 @@ def run_instances(
     Each instance chunk is programmed once and then sees the whole test set. Sample
     chunks are cut at multiples of :data:`READ_GROUP` (a chunk of one group may exceed the
     memory cap slightly), so every sample draws the reads one big run would.
+
+    On CPU with several worker threads the instances are cut into small chunks that run
+    whole-network forwards side by side, one chunk per worker thread at a time
+    (:func:`_thread_chunk`); otherwise one chunk at a time runs layer by layer with the
+    blocks of each layer call spread over the workers. Noise is keyed by instance and
+    sample group (module docstring), so both give the same chips and reads.
     """
     s_chunk, b_chunk = chunk_sizes(mapping, hw, opts, len(x), instances)
     if b_chunk < len(x):
         b_chunk = max(READ_GROUP, b_chunk // READ_GROUP * READ_GROUP)
     correct = np.zeros(instances, dtype=np.float64)
+    per_thread = _thread_chunk(mapping, backend, x, instances, s_chunk, b_chunk)
+    if per_thread:
+        _run_chunks_threaded(model, backend, x, y, instances, per_thread, b_chunk, correct)
+        return correct
     with torch.no_grad(), use_backend(model, backend), _main_thread_serial(backend):
         for s0 in range(0, instances, s_chunk):
             s = min(s_chunk, instances - s0)
-            backend.program(s, first=s0)
-            for b0 in range(0, len(x), b_chunk):
-                xb = x[b0 : b0 + b_chunk]
-                yb = y[b0 : b0 + b_chunk]
-                backend.begin_batch(b0, len(xb))
-                xr = xb.unsqueeze(0).expand(s, *xb.shape).reshape(s * len(xb), *xb.shape[1:])
-                logits = model(xr).reshape(s, len(xb), -1)
-                correct[s0 : s0 + s] += (logits.argmax(-1) == yb).sum(1).double().cpu().numpy()
+            _run_chunk(model, backend, x, y, s0, s, b_chunk, correct)
     return correct
+
+
+def _run_chunk(
+    model: nn.Module,
+    backend: AnalogBackend,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    s0: int,
+    s: int,
+    b_chunk: int,
+    correct: np.ndarray,
+) -> None:
+    """Program instances ``s0 … s0 + s − 1`` on ``backend`` and count their correct answers."""
+    backend.program(s, first=s0)
+    for b0 in range(0, len(x), b_chunk):
+        xb = x[b0 : b0 + b_chunk]
+        yb = y[b0 : b0 + b_chunk]
+        backend.begin_batch(b0, len(xb))
+        xr = xb.unsqueeze(0).expand(s, *xb.shape).reshape(s * len(xb), *xb.shape[1:])
+        logits = model(xr).reshape(s, len(xb), -1)
+        correct[s0 : s0 + s] += (logits.argmax(-1) == yb).sum(1).double().cpu().numpy()
+
+
+#: activations (bytes) of one thread's instance chunk (measured on the 2-core project
+#: machine, MLP 64-256-256-10 × 360 images, 1.1 MB per instance by :func:`_thread_chunk`'s
+#: count: 1 instance per chunk 1.3×, 2: 1.6×, 4: 1.9×, 8: 1.5× the layer-by-layer rate)
+THREAD_CHUNK_BYTES = 5 * 2**20
+
+
+def _thread_chunk(
+    mapping: Mapping,
+    backend: AnalogBackend,
+    x: torch.Tensor,
+    instances: int,
+    s_chunk: int,
+    b_chunk: int,
+) -> int:
+    """Instances per worker-thread chunk, or 0 for the layer-by-layer path.
+
+    Measured (issue 15 item 4, 2 cores): running all 64 instances layer by layer streams
+    every activation (64 × 360 × 256 floats) through DRAM several times (product, ReLU,
+    input scaling), at about half the speed of whole-network forwards of a few instances
+    per thread whose activations stay in the core's cache. Chunks are sized so that one
+    layer's input and output fit :data:`THREAD_CHUNK_BYTES`, at most the memory cap's
+    instance chunk shared among the workers, and small enough to give every worker work.
+    """
+    workers = backend.workers
+    if workers <= 1 or x.device.type != "cpu" or backend.calibrating or instances < 2:
+        return 0
+    if backend.adc_on:  # per-tile ADC blocks already keep their passes in cache
+        return 0
+    if s_chunk < workers:  # the cap allows fewer concurrent chips than there are workers
+        return 0
+    act = 0
+    for lm in mapping.layers.values():
+        vec = max(lm.vectors_per_inference, 1)
+        act = max(act, vec * (lm.k + lm.n + lm.rows_logical) * 4)
+    per_inst = max(1, act * min(b_chunk, len(x)))
+    c = max(1, THREAD_CHUNK_BYTES // per_inst)
+    c = min(c, s_chunk // workers, max(1, math.ceil(instances / (2 * workers))))
+    return max(1, c)
+
+
+class _ThreadBackends:
+    """The crossbar backend of the calling thread (one chip chunk per worker thread)."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+
+    def __call__(self, layer: CrossbarMixin, x: torch.Tensor) -> torch.Tensor:
+        return self.local.backend(layer, x)
+
+
+def _run_chunks_threaded(
+    model: nn.Module,
+    backend: AnalogBackend,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    instances: int,
+    per_thread: int,
+    b_chunk: int,
+    correct: np.ndarray,
+) -> None:
+    """:func:`_run_chunk` of chunks of ``per_thread`` instances on the worker threads.
+
+    Each thread runs its chunk on its own single-worker copy of ``backend`` (same
+    prepared layers, calibration, seed and noise path), so chunk ``s0`` draws exactly
+    the chips and reads of instances ``s0 …`` of one big run.
+    """
+    dispatch = _ThreadBackends()
+    starts = list(range(0, instances, per_thread))
+
+    def job(j: int) -> None:
+        view = dispatch.local.__dict__.get("view")
+        if view is None:
+            view = dispatch.local.view = backend.single_worker()
+        dispatch.local.backend = view
+        s0 = starts[j]
+        with torch.no_grad():  # grad mode is per thread
+            _run_chunk(model, view, x, y, s0, min(per_thread, instances - s0), b_chunk, correct)
+
+    with torch.no_grad(), use_backend(model, dispatch):
+        run_blocks(job, len(starts), backend.workers)
+    backend.begin_batch()
 
 
 @contextlib.contextmanager
