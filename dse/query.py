@@ -364,6 +364,9 @@ class HypervolumeTracker:
     def stagnated(self, window: int, tol: float) -> bool:
         """True when the hypervolume rose by < ``tol`` (relative) over the last ``window``
         evaluations, both fronts measured against today's reference point."""
+        if self.window is None or self.window < window:
+            self.window = window  # keep the fronts this window needs from now on
+            return False
         if self.evaluations < window:
             return False
         then = self.evaluations - window

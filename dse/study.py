@@ -108,7 +108,13 @@ class StudyLoop:
             self.spec.optimizer.options(),
         )
         # the number `dse status` prints: feasible designs, the study's reference point
-        self.hv = HypervolumeTracker(self.objectives, resolved.constraints, self.spec.ref_point)
+        stagnation = self.spec.budget.stagnation  # its window decides which fronts are kept
+        self.hv = HypervolumeTracker(
+            self.objectives,
+            resolved.constraints,
+            self.spec.ref_point,
+            window=None if stagnation is None else stagnation.window,
+        )
         # design_id -> (design, times it was asked again while in flight)
         self._in_flight: dict[str, tuple[dict[str, Any], int]] = {}
         self.cache_hits = 0

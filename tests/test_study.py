@@ -262,7 +262,9 @@ def test_stagnation_budget_stops_a_converged_study(zdt_spec, runs_dir):
     zdt_spec["budget"] = {"evaluations": 20_000, "stagnation": {"window": 100, "tol": 0.05}}
     view = dse.run(zdt_spec, runs_dir=runs_dir)
     assert view.outcome.stopped_by == "stagnation"
-    assert 100 <= len(view.frame()) < 20_000
+    # NSGA-II still gains > 5 % per 100 designs early on: a tracker that lost the front of
+    # a window ago stopped at the first check (~100 designs); seeded run: 280 here
+    assert 200 <= len(view.frame()) < 20_000
 
 
 def test_reading_a_directory_without_a_study_creates_nothing(tmp_path, capsys):
