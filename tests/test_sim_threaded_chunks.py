@@ -49,3 +49,19 @@ def test_threaded_chunks_equal_layer_by_layer(setup, monkeypatch, linear, read_n
         torch.set_num_threads(saved)
     np.testing.assert_array_equal(threaded, serial)
     assert threaded.std() > 0  # the chips really differ
+
+
+def test_fused_clipped_pairs_combine_equals_two_step(setup, monkeypatch):
+    """The fused program-and-shift-and-add kernel draws the two-step form's numbers."""
+    from evaluators.cim import native_rng
+
+    if not native_rng.native_available():
+        pytest.skip("no C compiler")
+    net, x, y, hw, m = setup
+    be = build_backend(net, m, hw, hw.device_model(), seed=2, opts=SimOptions(quantize=False))
+    be.program(3, first=1)
+    fused = {k: v.clone() for k, v in be.combined.items()}
+    monkeypatch.setattr(native_rng.NoiseStream, "program_pairs_combined", lambda *a, **k: None)
+    be.program(3, first=1)
+    assert all(torch.equal(fused[k], be.combined[k]) for k in fused)
+    assert not torch.equal(fused[next(iter(fused))][0], fused[next(iter(fused))][1])

@@ -41,6 +41,7 @@ import os
 import platform
 import subprocess
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -97,9 +98,12 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.cim_uniform_f32.argtypes = [vp, i64, u64, u64]
     lib.cim_read_adc_f32.argtypes = [vp, i64, i64, vp, i32, f32, f32, f32, u64, u64]
     lib.cim_program_pairs_f32.argtypes = [vp, vp, vp, i64, i64, f32, f32, u64, u64]
+    lib.cim_program_pairs_combined_f32.argtypes = [
+        vp, vp, vp, i64, i64, i64, vp, f32, f32, vp, u64, u64,
+    ]  # fmt: skip
     for fn in (
         lib.cim_words_u32, lib.cim_normal_f32, lib.cim_uniform_f32,
-        lib.cim_read_adc_f32, lib.cim_program_pairs_f32,
+        lib.cim_read_adc_f32, lib.cim_program_pairs_f32, lib.cim_program_pairs_combined_f32,
     ):  # fmt: skip
         fn.restype = None
     return lib
@@ -441,6 +445,61 @@ class NoiseStream:
         gn = noise[..., 1].mul(sigma).add_(neg.reshape(1, n)).clamp_min_(0.0)
         dst.copy_(gp.sub_(gn).mul_(scale).view(dst.shape))
         return dst
+
+    def program_pairs_combined(
+        self,
+        dst: torch.Tensor,
+        pos: torch.Tensor,
+        neg: torch.Tensor,
+        slice_w: list[float],
+        sigma: float,
+        scale: float,
+    ) -> torch.Tensor | None:
+        """:meth:`program_pairs` of ONE instance, shift-and-added over weight slices.
+
+        ``pos``/``neg`` (K, n_s·N) slice-major targets; ``dst`` (K, N) (or (1, K, N)) =
+        Σ_k slice_w[k]·pairs[:, k·N:(k+1)·N], the same numbers as :meth:`program_pairs`
+        into a (1, K, n_s·N) buffer followed by :func:`sim_kernels.combine_slices`, without
+        that buffer. Draws one sub-stream. Returns None (drawing nothing) where the kernel
+        does not apply (no kernel, not CPU float32 contiguous): use the two-step form.
+        """
+        lib = self._lib()
+        ok = (
+            lib is not None
+            and dst.device.type == "cpu"
+            and _plain_f32(dst)
+            and _plain_f32(pos)
+            and _plain_f32(neg)
+        )
+        if not ok:
+            return None
+        stream = self._take()
+        rows, width = pos.shape
+        n_s = len(slice_w)
+        cols = width // n_s
+        w = _slice_weights(tuple(float(v) for v in slice_w))
+        work = _work_buffer(width)
+        lib.cim_program_pairs_combined_f32(
+            dst.data_ptr(), pos.data_ptr(), neg.data_ptr(), rows, n_s, cols, w.data_ptr(),
+            float(sigma), float(scale), work.data_ptr(), self.key, stream,
+        )  # fmt: skip
+        return dst
+
+
+@functools.lru_cache(maxsize=64)
+def _slice_weights(slice_w: tuple[float, ...]) -> torch.Tensor:
+    return torch.tensor(slice_w, dtype=torch.float32)
+
+
+_work = threading.local()
+
+
+def _work_buffer(n: int) -> torch.Tensor:
+    """A per-thread float32 row buffer of ≥ n elements."""
+    b = getattr(_work, "buf", None)
+    if b is None or b.numel() < n:
+        b = _work.buf = torch.empty(max(n, 1024), dtype=torch.float32)
+    return b
 
 
 def block_stream(

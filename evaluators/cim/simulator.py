@@ -34,7 +34,9 @@ input and add neither current nor read noise, so this is exact). Without ADCs (S
 or ``SimOptions.quantize=False``) shift-and-add is linear and folds into one effective
 weight per instance. Work is chunked over instances and samples under a memory cap.
 
-Blocks run on a pool of single-threaded worker threads (:func:`sim_kernels.run_blocks`).
+Blocks run on a pool of single-threaded worker threads (:func:`sim_kernels.run_blocks`);
+without ADCs, whole-network forwards of small instance chunks run side by side on those
+threads instead, so that activations stay in each core's cache (:func:`_thread_chunk`).
 Noise is keyed by what it models, never by how the work is cut (issue 12 item 8): the
 static noise of a chip by (seed, layer, instance, row tile) and the read noise by
 (seed, layer, call, instance, group of :data:`READ_GROUP` test samples), each such unit
@@ -341,8 +343,14 @@ def _program(
 
     if combine:
         per_slice = block
+        fused = _no_static_faults(dev, hw) and not _linear_programming(dev, hw)
 
         def block(n: int, rows: slice, gen, dst: torch.Tensor) -> None:
+            if fused and n == 1:  # clipped pairs + shift-and-add in one kernel pass
+                t = target[:, rows]
+                done = gen.program_pairs_combined(dst, t[0], t[1], p.slice_w, dev.prog_sigma, scale)
+                if done is not None:
+                    return
             k = dst.shape[1]
             tmp = scratch("prog", n * k * p.pos.shape[1], dst).view(n, k, p.pos.shape[1])
             per_slice(n, rows, gen, tmp)

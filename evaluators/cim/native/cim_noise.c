@@ -280,3 +280,55 @@ void cim_program_pairs_f32(float *restrict dst, const float *restrict pos,
         }
     }
 }
+
+/*
+ * cim_program_pairs_f32 for one instance, shift-and-added over weight slices on the fly
+ * (the no-ADC path, where slices combine linearly): with d the (rows, slices·cols) result
+ * of cim_program_pairs_f32 (inst = 1, n = rows·slices·cols, same sub-stream, same
+ * Gaussians in the same order),
+ *   dst[r, c] = Σ_k slice_w[k]·d[r, k·cols + c]   (k = 0: a product; k ≥ 1: fmaf, the
+ *                                                 rounding of torch's add(alpha=) pass)
+ * row by row through `work` (slices·cols floats), so the sliced tensor never exists.
+ */
+void cim_program_pairs_combined_f32(float *restrict dst, const float *restrict pos,
+                                    const float *restrict neg, int64_t rows, int64_t slices,
+                                    int64_t cols, const float *restrict slice_w,
+                                    float sigma, float scale, float *restrict work,
+                                    uint64_t key, uint64_t stream) {
+    lanes_t st;
+    float buf[BLOCK];
+    const int64_t width = slices * cols; /* pairs per row */
+    int64_t bi = BLOCK;                  /* next unused Gaussian of buf */
+    lanes_seed(&st, key, stream);
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *restrict tp = pos + r * width;
+        const float *restrict tn = neg + r * width;
+        int64_t j = 0;
+        while (j < width) {
+            if (bi == BLOCK) {
+                normal_block(buf, &st);
+                bi = 0;
+            }
+            int64_t len = (BLOCK - bi) / 2;
+            if (len > width - j) len = width - j;
+            const float *restrict nb = buf + bi;
+            float *restrict d = work + j;
+            for (int64_t i = 0; i < len; ++i) {
+                const float vp = tp[j + i] + sigma * nb[2 * i];
+                const float vn = tn[j + i] + sigma * nb[2 * i + 1];
+                const float gp = vp > 0.0f ? vp : 0.0f, gn = vn > 0.0f ? vn : 0.0f;
+                d[i] = scale * (gp - gn);
+            }
+            j += len;
+            bi += 2 * len;
+        }
+        float *restrict o = dst + r * cols;
+        const float w0 = slice_w[0];
+        for (int64_t c = 0; c < cols; ++c) o[c] = work[c] * w0;
+        for (int64_t k = 1; k < slices; ++k) {
+            const float wk = slice_w[k];
+            const float *restrict dk = work + k * cols;
+            for (int64_t c = 0; c < cols; ++c) o[c] = fmaf(dk[c], wk, o[c]);
+        }
+    }
+}
