@@ -300,6 +300,7 @@ class HypervolumeTracker:
         self._lo = np.full(len(self.names), np.inf)
         self._hi = np.full(len(self.names), -np.inf)
         self.front = np.empty((0, len(self.names)))
+        self._value = 0.0  # hypervolume of ``front`` at ``ref``, refreshed by ``add``
         self.evaluations = 0
         #: (evaluations, feasible front then); the first entry is the empty start
         self.snapshots: list[tuple[int, np.ndarray]] = [(0, self.front)]
@@ -334,7 +335,9 @@ class HypervolumeTracker:
                 self.front = front
                 self.snapshots.append((evaluations, front))
         self._prune()
-        return self.value
+        ref = self.ref  # front and reference point change only here: compute once per batch
+        self._value = 0.0 if ref is None else _hv(self.front, ref)
+        return self._value
 
     def _prune(self) -> None:
         """Keep the fronts the stagnation window can still ask for (memory stays bounded:
@@ -358,8 +361,8 @@ class HypervolumeTracker:
 
     @property
     def value(self) -> float:
-        ref = self.ref
-        return 0.0 if ref is None else _hv(self.front, ref)
+        """The current hypervolume (as of the last :meth:`add`)."""
+        return self._value
 
     def stagnated(self, window: int, tol: float) -> bool:
         """True when the hypervolume rose by < ``tol`` (relative) over the last ``window``

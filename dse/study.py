@@ -354,8 +354,8 @@ class StudyLoop:
             if results:
                 done = self._tell(results)
                 recorded += len(results)
-                self.hv.add(done, recorded)
-                self._report_progress(budget_n, t_end, self.hv.value)
+                hv = self.hv.add(done, recorded)
+                self._report_progress(budget_n, t_end, hv)
                 fail_fast.update(results)
                 if fail_fast.triggered:
                     # designs still in flight stay recorded as running: resume re-queues them

@@ -30,7 +30,9 @@ __all__ = [
     "CpuBudget",
     "Stagnation",
     "FailFast",
+    "budget_rules",
     "first_stop",
+    "state_now",
 ]
 
 
