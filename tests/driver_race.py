@@ -27,6 +27,20 @@ REFUSALS = (
 )
 
 
+def study_spec(evaluator: dict[str, Any], budget: int) -> dict[str, Any]:
+    """The shared two-objective study the drivers race on (serial runner, 20 in flight)."""
+    return {
+        "name": "shared",
+        "evaluator": evaluator,
+        "space": {"x": {"low": 0.0, "high": 1.0, "size": 2}},
+        "objectives": {"f1": "min", "f2": "min"},
+        "optimizer": {"name": "random"},
+        "budget": {"evaluations": budget},
+        "runner": {"kind": "serial", "batch": 20},
+        "seed": 0,
+    }
+
+
 def dse(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "dse.cli", *args, "--no-progress", "--no-report"],

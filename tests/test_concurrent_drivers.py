@@ -19,7 +19,7 @@ import time
 
 import pytest
 import yaml
-from driver_race import COMBOS, race
+from driver_race import COMBOS, race, study_spec
 
 from dse.store import Store
 from dse.study import DRIVER_STALE_S
@@ -67,19 +67,6 @@ def test_driver_lease_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path):
     assert store.get_meta("driver") is None
 
 
-def _spec(evaluator: dict, budget: int) -> dict:
-    return {
-        "name": "shared",
-        "evaluator": evaluator,
-        "space": {"x": {"low": 0.0, "high": 1.0, "size": 2}},
-        "objectives": {"f1": "min", "f2": "min"},
-        "optimizer": {"name": "random"},
-        "budget": {"evaluations": budget},
-        "runner": {"kind": "serial", "batch": 20},
-        "seed": 0,
-    }
-
-
 def _dse(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "dse.cli", *args, "--no-progress"],
@@ -98,7 +85,7 @@ def _wait_for(predicate, what: str, timeout: float = 120.0) -> None:
 
 def test_second_driver_is_refused_naming_the_holder(tmp_path):
     study_file = tmp_path / "s.yaml"
-    study_file.write_text(yaml.safe_dump(_spec({"name": "sleep", "seconds": 0.05}, 60)))
+    study_file.write_text(yaml.safe_dump(study_spec({"name": "sleep", "seconds": 0.05}, 60)))
     runs = tmp_path / "runs"
     first = _dse("run", str(study_file), "--runs-dir", str(runs), "--no-report")
     db = runs / "shared" / "study.db"
@@ -119,7 +106,7 @@ def test_second_driver_is_refused_naming_the_holder(tmp_path):
 def test_concurrent_drivers_keep_the_budget_on_sqlite(tmp_path, combo):
     """Two and three drivers started at once (run/run, run/resume, resume/resume,
     run/resume/resume), 5 repetitions each: exactly the budget, nothing lost or duplicated."""
-    spec = _spec({"name": "noop"}, 0)
+    spec = study_spec({"name": "noop"}, 0)
     for repetition in range(5):
         workdir = tmp_path / f"rep{repetition}"
         workdir.mkdir()

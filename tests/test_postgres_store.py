@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from driver_race import COMBOS, race
+from driver_race import COMBOS, race, study_spec
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -250,15 +250,7 @@ def test_concurrent_drivers_keep_the_budget_on_postgres(pg_url: str, tmp_path: P
     import sqlalchemy as sa
 
     admin = sa.create_engine(pg_url.rsplit("/", 1)[0] + "/postgres")
-    spec = {
-        "name": "shared",
-        "evaluator": {"name": "noop"},
-        "space": {"x": {"low": 0.0, "high": 1.0, "size": 2}},
-        "objectives": {"f1": "min", "f2": "min"},
-        "optimizer": {"name": "random"},
-        "runner": {"kind": "serial", "batch": 20},
-        "seed": 0,
-    }
+    spec = study_spec({"name": "noop"}, 0)
     for repetition in range(5):
         name = f"race_{'_'.join(combo)}_{repetition}"
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
