@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from dse.errors import SpecError
+
 __all__ = [
     "DEFAULT_RUNS_DIR",
     "StudyLayout",
@@ -99,8 +101,6 @@ class StudyLayout:
         A directory that already records another store (``study.db`` or ``storage.url``)
         is refused: re-pointing it would hide the results it holds.
         """
-        from dse.spec import SpecError
-
         if self.url_file.exists() or self.store_file.exists():
             recorded = self.recorded_storage()
             if recorded != storage:
@@ -154,8 +154,6 @@ def locate_store(target: Path | str) -> str:
 
     Raises ``SpecError`` (one message, nothing created) when ``target`` is none of them.
     """
-    from dse.spec import SpecError
-
     text = str(target)
     if is_url(text):
         return text

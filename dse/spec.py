@@ -19,15 +19,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dse.bounded_yaml import StudyFileError, load_study_yaml
+from dse.errors import SpecError
 from dse.locations import check_ray_address, check_storage
 from evaluators.base import EvaluatorError, EvaluatorSpec
 from search_spaces.expressions import Constraint, ExpressionError, parse_constraint
 
 __all__ = ["SpecError", "StudySpec", "ResolvedStudy", "load_spec", "parse_duration"]
-
-
-class SpecError(ValueError):
-    """A study file is malformed; the message says where, what, and what is allowed."""
 
 
 _DURATION = re.compile(

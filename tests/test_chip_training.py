@@ -10,7 +10,8 @@ from evaluators.cim.mapping import HardwareConfig, Mapping
 from evaluators.cim.simulator import SimOptions, build_backend
 from evaluators.cim.training import TrainConfig
 from evaluators.cim.training.chip_forward import ChipForward, deployed_weight_sigma
-from evaluators.cim.training.methods import build_method, chip_sigma
+from evaluators.cim.training.methods import chip_sigma
+from evaluators.cim.training.registry import build_method
 
 HW = dict(array_size=16, adc_bits=4, act_bits=4, weight_bits=6, cell_bits=2, variation_scale=2.0)
 

@@ -169,7 +169,7 @@ def _undo_registrations():
     from evaluators import base as evaluators
     from evaluators.cim import devices
 
-    registries = [evaluators._REGISTRY, optimizers._REGISTRY, devices._DEVICES]
+    registries = [evaluators._REGISTRY, optimizers.REGISTERED, devices._DEVICES]
     saved = [dict(r) for r in registries]
     path = list(sys.path)
     yield

@@ -271,7 +271,7 @@ def test_qmc_covers_the_space_more_evenly_than_random() -> None:
 def test_options_are_typed_with_defaults_and_described() -> None:
     """Every backend's options are one typed model: defaults filled, wrong types refused
     with the option named, and each field says what is allowed (the error repeats it)."""
-    from dse.optimizers.base import _REGISTRY
+    from dse.optimizers.base import REGISTERED
 
     grid = create_optimizer("grid", MIXED, {"f1": "min"}, [], 0, {"levels": 3})
     assert grid.opts.levels == 3 and grid.opts.shuffle is False
@@ -281,6 +281,6 @@ def test_options_are_typed_with_defaults_and_described() -> None:
         create_optimizer("optuna-nsga2", MIXED, {"f1": "min"}, [], 0, {"crossover_prob": 2.0})
     nsga2 = create_optimizer("optuna-nsga2", MIXED, {"f1": "min"}, [], 0, {"population": 12})
     assert nsga2.sampler._population_size == 12  # the typed value reaches the sampler
-    for name, cls in _REGISTRY.items():
+    for name, cls in REGISTERED.items():
         for field, info in cls.options_type.model_fields.items():
             assert info.description, (name, field)

@@ -80,9 +80,9 @@ from evaluators.cim.devices import get_device  # noqa: E402
 from evaluators.cim.layers import CrossbarLinear, crossbar_layers, use_backend  # noqa: E402
 from evaluators.cim.training import step_loss  # noqa: E402
 from evaluators.cim.training.binary_sddhr import MRAMAnalyticNoise, MRAMInstances  # noqa: E402
-from evaluators.cim.training.methods import build_method  # noqa: E402
+from evaluators.cim.training.binary_sddhr import build as build_binary_sddhr  # noqa: E402
 from evaluators.cim.training.noise import PreactNoise, WeightNoise, adc_quantize  # noqa: E402
-from evaluators.cim.training.sddhr import build_binary_sddhr  # noqa: E402
+from evaluators.cim.training.registry import build_method  # noqa: E402
 
 
 @pytest.mark.parametrize(

@@ -37,8 +37,6 @@ __all__ = [
     "Optimizer",
     "OptimizerError",
     "register_optimizer",
-    "create_optimizer",
-    "available_optimizers",
     "design_key",
 ]
 
@@ -221,40 +219,15 @@ def constraint_violations(
     return np.where(np.isnan(out), UNKNOWN_VIOLATION, out)
 
 
-_REGISTRY: dict[str, Callable[..., Optimizer]] = {}
+#: name -> optimizer class, filled by ``@register_optimizer`` (the backends), read by ``registry``
+REGISTERED: dict[str, Callable[..., Optimizer]] = {}
 
 
 def register_optimizer(name: str) -> Callable[[type[Optimizer]], type[Optimizer]]:
     """Class decorator: make the optimizer available under ``name``."""
 
     def deco(cls: type[Optimizer]) -> type[Optimizer]:
-        _REGISTRY[name] = cls
+        REGISTERED[name] = cls
         return cls
 
     return deco
-
-
-def _load_builtin() -> None:
-    import dse.optimizers.optuna_backend  # noqa: F401
-    import dse.optimizers.pymoo_backend  # noqa: F401
-    import dse.optimizers.simple  # noqa: F401
-
-
-def available_optimizers() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def create_optimizer(
-    name: str,
-    space: SearchSpace,
-    objectives: Mapping[str, str],
-    constraints: Sequence[Constraint | str] = (),
-    seed: int = 0,
-    options: Mapping[str, Any] | None = None,
-) -> Optimizer:
-    """Build a registered optimizer; unknown names list the allowed ones."""
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise OptimizerError(f"unknown optimizer {name!r}; allowed: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[name](space, objectives, constraints, seed, **dict(options or {}))

@@ -25,6 +25,7 @@ Why the runner keeps its own queue instead of handing every task to Ray at once:
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
@@ -506,11 +507,9 @@ def _check_args(
 
 def _project_modules() -> list[str]:
     """Our package directories when they are not installed (a ``ray://`` cluster needs them shipped)."""
-    import dse
-    import evaluators
-    import search_spaces
-
-    dirs = [os.path.dirname(m.__file__ or "") for m in (dse, evaluators, search_spaces)]
+    # found, not imported: this module is itself part of ``dse``
+    specs = [importlib.util.find_spec(name) for name in ("dse", "evaluators", "search_spaces")]
+    dirs = [os.path.dirname(s.origin or "") for s in specs if s is not None]
     return [d for d in dirs if d and "site-packages" not in d]
 
 

@@ -35,7 +35,7 @@ from torch import nn
 from .. import mram
 from ..layers import CrossbarMixin
 from .config import TrainConfig
-from .methods import TrainingMethod
+from .methods import TrainingMethod, register
 from .noise import randn
 from .sddhr import mean_output_std
 
@@ -140,6 +140,7 @@ class MRAMAnalyticNoise:
         return layer.from_rows(_bias(layer, y), token)
 
 
+@register("s_ddhr", "ps_ddhr", "as_ddhr", "fixed", variant="binary_mram")
 def build(
     config: TrainConfig,
     model: nn.Module,

@@ -24,7 +24,8 @@ from torch import nn
 from ..layers import crossbar_layers, use_backend
 from .bsq import BSQ
 from .config import TrainConfig
-from .methods import TrainingMethod, build_method
+from .methods import TrainingMethod
+from .registry import build_method
 from .regularizers import Pruner, regularization, structure_metrics
 
 

@@ -1,9 +1,14 @@
-"""``train.method`` -> what the training loop installs: a backend and a fold factor.
+"""What a training method is, and how one is registered: a backend and a fold factor.
 
 Why this shape: all seed methods are "the same SGD loop with a different forward"
 (seed 000 writes them as one loss L^t = −Σ y log f(x, θ, z) with different z), so a
 method is fully described by the crossbar backend used during training and the number
 of weight copies folded into the batch (HA-SGD's L).
+
+Why the table lives here and not beside ``build_method``: the modules that build methods
+(``injection``, ``sddhr``, ``binary_sddhr``) import this module to register; the
+dispatcher (``registry``) imports them. Nothing here imports a builder, so the training
+package has no import circle (tests/test_import_graph.py).
 """
 
 from __future__ import annotations
@@ -15,9 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..layers import crossbar_layers
 from .config import TrainConfig
-from .noise import PreactNoise, WeightNoise
 
 
 @dataclass
@@ -38,6 +41,30 @@ class TrainingMethod:
             if resample is not None:
                 resample()
         return self._backend
+
+
+#: builds the method ``config.method`` for one model (sample_x: a batch for statistics)
+Builder = Callable[[TrainConfig, nn.Module, Any, torch.Tensor, torch.Generator], TrainingMethod]
+
+#: the two weight settings a method may be built for: multi-level ``analog`` crossbars,
+#: and ``binary_mram`` — a binarized network on MRAM, seed 000's own setting
+VARIANTS = ("analog", "binary_mram")
+
+#: (method name, variant) -> builder, filled by :func:`register`
+BUILDERS: dict[tuple[str, str], Builder] = {}
+
+
+def register(*names: str, variant: str = "analog") -> Callable[[Builder], Builder]:
+    """Decorator: ``builder`` builds each of ``names`` for ``variant`` (see VARIANTS)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant={variant!r}; allowed: {', '.join(VARIANTS)}")
+
+    def deco(builder: Builder) -> Builder:
+        for name in names:
+            BUILDERS[(name, variant)] = builder
+        return builder
+
+    return deco
 
 
 def device_sigma(config: TrainConfig, device_model: Any | None) -> float:
@@ -70,67 +97,3 @@ def chip_sigma(config: TrainConfig, device_model: Any | None) -> float:
     from .chip_forward import deployed_weight_sigma, hardware
 
     return deployed_weight_sigma(device_model, hardware(config.hw))
-
-
-def _chip(config: TrainConfig, model: nn.Module, device_model: Any | None, copies: int):
-    """A :class:`chip_forward.ChipForward` on the design's hardware (``config.hw``)."""
-    from .chip_forward import ChipForward, chip_device, hardware
-
-    hw = hardware(config.hw)
-    if config.adc_bits is not None:
-        hw.adc_bits = int(config.adc_bits)
-    dev = chip_device(config, device_model, hw)
-    mean_shift = config.mean_shift if config.method == "ha_sgd" else 0.0
-    rng = (config.hw or {}).get("rng", "auto")
-    return ChipForward(model, hw, dev, config.seed, copies, mean_shift, rng)
-
-
-def build_method(
-    config: TrainConfig,
-    model: nn.Module,
-    device_model: Any | None,
-    sample_x: torch.Tensor,
-    generator: torch.Generator,
-) -> TrainingMethod:
-    """The :class:`TrainingMethod` for ``config.method`` (see config.METHODS)."""
-    m = config.method
-    if m == "ideal":
-        return TrainingMethod("ideal")
-    if m == "hwa":
-        # hardware-aware training (aihwkit's sense): one fresh chip per mini-batch
-        return TrainingMethod(m, lambda: _chip(config, model, device_model, 1))
-    if m == "ddhr":
-        # seed 000's DDHR baseline: train on one chip instance z_0, the one it deploys on
-        from .sddhr import instance_chip
-
-        return TrainingMethod(m, lambda: instance_chip(config, model, device_model))
-    binary = any(layer.binary for _, layer in crossbar_layers(model))
-    on_mram = bool(getattr(device_model, "binary", False))
-    if binary and on_mram and m in ("s_ddhr", "ps_ddhr", "as_ddhr", "fixed"):
-        from .sddhr import build_binary_sddhr
-
-        return build_binary_sddhr(config, model, device_model, sample_x, generator)
-    if m == "preact_noise":
-        if config.preact_sigma_neu is not None:
-            return TrainingMethod(
-                m, lambda: PreactNoise(sigma_neu=config.preact_sigma_neu, generator=generator)
-            )
-        sigma = chip_sigma(config, device_model)
-        return TrainingMethod(m, lambda: PreactNoise(sigma_syn=sigma, generator=generator))
-    if m == "ha_sgd":
-        L = config.samples
-        if config.adc_bits is not None and config.hw is not None:
-            # the chip's ADC in the loop: the L perturbed copies are L simulated chips
-            # (device noise through the Mapping, per-tile ADC, input quantization)
-            return TrainingMethod(m, lambda: _chip(config, model, device_model, L), copies=L)
-        sigma = chip_sigma(config, device_model)
-
-        def make_ha() -> WeightNoise:
-            return WeightNoise(
-                sigma, config.mean_shift, groups=L, adc_bits=config.adc_bits, generator=generator
-            )
-
-        return TrainingMethod(m, make_ha, copies=L)
-    from .sddhr import build_analog_sddhr
-
-    return build_analog_sddhr(config, model, device_model, sample_x, generator)

@@ -32,9 +32,9 @@ import torch
 from torch import nn
 
 from ..layers import CrossbarMixin, use_backend
-from .chip_forward import ChipForward
+from .chip_forward import ChipForward, chip_device, hardware
 from .config import TrainConfig
-from .methods import TrainingMethod, device_sigma
+from .methods import TrainingMethod, device_sigma, register
 from .noise import WeightNoise, augmented_matrix, randn, weight_range
 
 
@@ -100,6 +100,7 @@ def mean_output_std(model: nn.Module, sample_x: torch.Tensor, noise: AnalyticOut
     return sum(stds) / max(len(stds), 1)
 
 
+@register("s_ddhr", "ps_ddhr", "as_ddhr", "fixed")
 def build_analog_sddhr(
     config: TrainConfig,
     model: nn.Module,
@@ -128,10 +129,20 @@ def build_analog_sddhr(
     raise ValueError(f"build_analog_sddhr: {m!r} is not an S-DDHR method")
 
 
+@register("ddhr")
+def build_ddhr(
+    config: TrainConfig,
+    model: nn.Module,
+    device_model: Any | None,
+    sample_x: torch.Tensor,
+    generator: torch.Generator,
+) -> TrainingMethod:
+    """Seed 000's DDHR baseline, on every device: train on the chip z_0 it deploys on."""
+    return TrainingMethod("ddhr", lambda: instance_chip(config, model, device_model))
+
+
 def instance_chip(config: TrainConfig, model: nn.Module, device_model: Any | None):
     """DDHR's forward: the simulator's chip instance 0 of seed ``config.chip_seed``."""
-    from .chip_forward import chip_device, hardware
-
     hw = hardware(config.hw)
     dev = chip_device(config, device_model, hw)
     rng = (config.hw or {}).get("rng", "auto")
@@ -153,16 +164,3 @@ class InstanceChip(ChipForward):
 
     def prepare(self, x: torch.Tensor, first: int | None = None) -> None:
         super().prepare(x, 0)
-
-
-def build_binary_sddhr(
-    config: TrainConfig,
-    model: nn.Module,
-    device_model: Any | None,
-    sample_x: torch.Tensor,
-    generator: torch.Generator,
-) -> TrainingMethod:
-    """S-DDHR variants for binarized networks on MRAM (seed 000's own setting)."""
-    from .binary_sddhr import build
-
-    return build(config, model, device_model, sample_x, generator)
