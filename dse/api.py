@@ -119,10 +119,6 @@ def _prepare_dir(resolved: ResolvedStudy, runs_dir: Path | str) -> tuple[StudyLa
     return layout, storage, layout.open_new(storage, _open_store)
 
 
-def _spec_dict(resolved: ResolvedStudy) -> dict[str, Any]:
-    return resolved.spec.model_dump(mode="json", exclude_none=True)
-
-
 def run(
     source: str | Path | dict[str, Any],
     *,
@@ -135,7 +131,7 @@ def run(
     resolved = load_spec(source, overrides=overrides)
     layout, storage, store = _prepare_dir(resolved, runs_dir)
     check_not_started(store, f"study {resolved.spec.name!r} at {storage}")
-    spec = _spec_dict(resolved)
+    spec = resolved.saved_spec()
     store.save_spec(resolved.spec.name, spec)
     layout.write_spec(spec)
     return _execute(resolved, store, layout.root, progress, runner)
@@ -156,7 +152,7 @@ def resume(
         raise SpecError(f"{study_dir} holds no study spec; start it with 'dse run <study.yaml>'")
     resolved = load_spec(spec, overrides=overrides)
     if overrides:
-        store.save_spec(resolved.spec.name, _spec_dict(resolved))
+        store.save_spec(resolved.spec.name, resolved.saved_spec())
     return _execute(resolved, store, study_dir if study_dir.is_dir() else None, progress, runner)
 
 

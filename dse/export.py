@@ -94,32 +94,16 @@ def _spec_objectives(spec: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _space_distributions(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Optuna distributions from the spec's space (or the evaluator's default space)."""
+    """Optuna distributions from the saved spec's canonical space, without the evaluator.
+
+    A store saved without a space (older versions left an evaluator's default space out)
+    gives ``{}``: the caller then uses the observed values' ranges.
+    """
     from search_spaces import SearchSpace
 
-    if spec.get("space"):
-        return SearchSpace.from_dict(spec["space"]).to_optuna_distributions()
-    ev = spec.get("evaluator")
-    if ev is None:
+    if not spec.get("space"):
         return {}
-    from evaluators.base import EvaluatorSpec
-
-    name, options = (
-        (ev, {})
-        if isinstance(ev, str)
-        else (ev["name"], {k: v for k, v in ev.items() if k != "name"})
-    )
-    try:
-        space = (
-            EvaluatorSpec(name, options, tuple(spec.get("plugins", []))).create().default_space()
-        )
-    except Exception as exc:  # an evaluator that cannot be built here: fall back to observed values
-        warnings.warn(
-            f"cannot build evaluator {name!r} for its space ({exc}); using observed ranges",
-            stacklevel=3,
-        )
-        return {}
-    return {} if space is None else space.to_optuna_distributions()
+    return SearchSpace.from_dict(spec["space"]).to_optuna_distributions()
 
 
 def _observed_distribution(values: list[Any]) -> Any:

@@ -136,11 +136,10 @@ def _params(frame: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[list[str], li
     """(param columns of the frame in space order, those sampled on a log scale).
 
     The frame alone cannot tell params from metrics, so this asks the study's
-    search space: the spec's ``space`` parsed by :class:`search_spaces.SearchSpace`
-    (a vector ``x: {size: 30}`` is ``x_0 … x_29``), else the evaluator's default
-    space. Should neither resolve (e.g. an evaluator plugin not installed where
-    the report is made) it falls back to the spec's space keys, then to the
-    namespaced CIM keys (``dnn.*``, ``hw.*``, ``train.*``).
+    search space: the saved spec's canonical ``space`` parsed by
+    :class:`search_spaces.SearchSpace`. A store saved without one (older versions
+    left an evaluator's default space out) falls back to the frame's namespaced
+    CIM keys (``dnn.*``, ``hw.*``, ``train.*``).
     """
     space = _resolve_space(spec)
     if space is not None:
@@ -170,20 +169,17 @@ def _params(frame: pd.DataFrame, spec: Mapping[str, Any]) -> tuple[list[str], li
 
 
 def _resolve_space(spec: Mapping[str, Any]) -> Any | None:
+    """The saved spec's space (``ResolvedStudy.saved_spec`` writes the canonical one).
+
+    The evaluator is never built here: a report is made from the store alone.
+    """
+    if not spec.get("space"):
+        return None  # a store written before the canonical space was saved
+    from search_spaces.space import SearchSpace
+
     try:
-        if spec.get("space"):
-            from search_spaces.space import SearchSpace
-
-            return SearchSpace.from_dict(spec["space"])
-        ev = spec.get("evaluator")
-        if ev is None:
-            return None
-        from evaluators.base import create_evaluator
-
-        name, opts = (ev, {}) if isinstance(ev, str) else (ev["name"], dict(ev))
-        opts.pop("name", None)
-        return create_evaluator(name, **opts).default_space()
-    except Exception:  # a report shows what it can; _params falls back to the spec's keys
+        return SearchSpace.from_dict(spec["space"])
+    except ValueError:  # a report shows what it can; _params falls back to the spec's keys
         return None
 
 

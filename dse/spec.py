@@ -258,6 +258,19 @@ class ResolvedStudy:
     constraints: list[Constraint]
     source: Path | None = None
 
+    def saved_spec(self) -> dict[str, Any]:
+        """The spec as the store and ``spec.yaml`` keep it: JSON types, with the canonical space.
+
+        Why the space is written out even when the study file left it to the evaluator's
+        default: report, export and ``dse status`` then read the parameters, their ranges and
+        log scales from the store alone, without importing or building the evaluator (a
+        plugin not installed where the report is made, a dataset not present there), and a
+        resume searches the space the study started with.
+        """
+        saved = self.spec.model_dump(mode="json", exclude_none=True)
+        saved["space"] = self.space.to_dict()
+        return saved
+
     def default_storage(self, runs_dir: Path | str = "runs") -> str:
         from dse.layout import StudyLayout
 

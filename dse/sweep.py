@@ -427,7 +427,7 @@ def run_sweep_cli(args: Any) -> int:
     layout = StudyLayout.for_study(resolved.spec.name, args.runs_dir)
     storage = layout.storage(resolved.spec.storage)
     store = layout.open_new(storage, Store)  # nothing left behind when the store cannot open
-    spec_dict = resolved.spec.model_dump(mode="json", exclude_none=True)
+    spec_dict = resolved.saved_spec()
     if store.load_spec() is None:
         store.save_spec(resolved.spec.name, spec_dict)
         layout.write_spec(spec_dict)

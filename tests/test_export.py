@@ -164,19 +164,37 @@ def test_optuna_needs_a_spec(tmp_path):
         to_optuna(Store(tmp_path / "empty.db"), f"sqlite:///{tmp_path / 'o.db'}")
 
 
-def test_optuna_distributions_from_evaluator_default_space(tmp_path):
-    """A spec without ``space:`` uses the evaluator's default space (zdt1: x_i in [0, 1])."""
-    s = Store(tmp_path / "s.db")
+def test_report_and_export_read_the_saved_canonical_space_not_the_evaluator(tmp_path, monkeypatch):
+    """A study file without ``space:`` saves the evaluator's default space, expanded; the
+    report and the Optuna export then read it without building the evaluator."""
+    import dse
+    from dse.report import _params
+    from evaluators import base as evaluators
+
     spec = {
         "name": "zdt",
         "evaluator": {"name": "zdt1", "n_var": 2},
         "objectives": {"f1": "min", "f2": "min"},
+        "optimizer": {"name": "random"},
+        "budget": {"evaluations": 6},
+        "runner": {"kind": "serial"},
     }
-    s.save_spec("zdt", spec)
-    s.add_designs([("a", {"x_0": 0.2, "x_1": 0.3}, None)])
-    s.mark_running(["a"], "w")
-    s.record_results([EvalResult("a", "done", {"f1": 0.2, "f2": 0.9})])
-    study = to_optuna(s, optuna.storages.InMemoryStorage())
+    view = dse.run(spec, runs_dir=tmp_path)
+    saved = view.store.load_spec()
+    assert saved["space"] == {n: {"low": 0.0, "high": 1.0} for n in ("x_0", "x_1")}
+    assert "space:" in (tmp_path / "zdt" / "study.yaml").read_text()
+
+    def no_evaluator(*args, **kwargs):
+        raise AssertionError("report/export built the evaluator")
+
+    monkeypatch.setattr(evaluators.EvaluatorSpec, "create", no_evaluator)
+    monkeypatch.setattr(evaluators, "create_evaluator", no_evaluator)
+    study = to_optuna(view.store, optuna.storages.InMemoryStorage())
     dist = study.trials[0].distributions
     assert dist == {n: optuna.distributions.FloatDistribution(0.0, 1.0) for n in ("x_0", "x_1")}
-    assert study.trials[0].values == [0.2, 0.9]
+    assert _params(view.store.frame(), saved) == (["x_0", "x_1"], [])
+    monkeypatch.undo()  # a resume evaluates, so it builds the evaluator
+    resumed = dse.resume(tmp_path / "zdt", overrides={"budget": {"evaluations": 8}})
+    assert len(resumed.store.frame()) == 8  # a resume reads the same canonical space
+    view.store.close()
+    resumed.store.close()
