@@ -1,11 +1,16 @@
-"""Helpers shared by the Ray runner tests."""
+"""Helpers shared by the Ray runner tests.
+
+The limits are hang guards, not timing expectations: a loaded machine (the suite beside
+``stress --cpu 2``) takes tens of seconds to replace a crashed Ray worker, so they are
+generous and a passing test returns as soon as its condition holds.
+"""
 
 import time
 
 from dse.runners.ray_runner import RayRunner
 
 
-def drain(runner: RayRunner, limit_s: float = 60.0) -> list:
+def drain(runner: RayRunner, limit_s: float = 300.0) -> list:
     """Collect results until the runner has nothing pending (fails after ``limit_s``)."""
     out = []
     end = time.monotonic() + limit_s
@@ -15,7 +20,7 @@ def drain(runner: RayRunner, limit_s: float = 60.0) -> list:
     return out
 
 
-def poll_until(runner: RayRunner, condition, limit_s: float = 60.0) -> list:
+def poll_until(runner: RayRunner, condition, limit_s: float = 300.0) -> list:
     """Collect results until ``condition()`` holds (fails after ``limit_s``); returns them."""
     out = []
     end = time.monotonic() + limit_s

