@@ -18,7 +18,7 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from ray_helpers import drain, poll_until  # noqa: E402
 
 from dse.runners.base import EvalTask  # noqa: E402
-from dse.runners.ray_runner import RayRunner  # noqa: E402
+from dse.runners.ray_runner import LOCAL_RAY_SYSTEM_CONFIG, RayRunner  # noqa: E402
 from evaluators.base import EvaluatorSpec  # noqa: E402
 from evaluators.testing import read_trainings, started  # noqa: E402
 
@@ -27,7 +27,8 @@ from evaluators.testing import read_trainings, started  # noqa: E402
 def cluster():
     if ray.is_initialized():
         ray.shutdown()
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    head = {"num_cpus": 1, "include_dashboard": False, "_system_config": LOCAL_RAY_SYSTEM_CONFIG}
+    c = Cluster(initialize_head=True, head_node_args=head)
     worker_node = c.add_node(num_cpus=1)
     ray.init(address=c.address, logging_level="WARNING", log_to_driver=False)
     c.wait_for_nodes()

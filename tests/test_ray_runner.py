@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +15,7 @@ ray = pytest.importorskip("ray")
 from ray_helpers import drain  # noqa: E402
 
 from dse.runners.base import EvalTask  # noqa: E402
-from dse.runners.ray_runner import RayRunner, TrainingLeases  # noqa: E402
+from dse.runners.ray_runner import LOCAL_RAY_SYSTEM_CONFIG, RayRunner, TrainingLeases  # noqa: E402
 from evaluators.base import EvaluatorSpec  # noqa: E402
 from evaluators.testing import read_trainings  # noqa: E402
 
@@ -22,7 +25,13 @@ def local_ray():
     """One private 2-CPU Ray for the whole module (starting Ray costs seconds)."""
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="WARNING",
+        log_to_driver=False,
+        _system_config=LOCAL_RAY_SYSTEM_CONFIG,
+    )
     yield
     ray.shutdown()
 
@@ -156,3 +165,18 @@ def test_bad_arguments_name_the_problem():
         runner.submit([EvalTask("a", {"x": 0.5})])
     drain(runner)
     runner.close()
+
+
+def test_a_ray_we_start_runs_workers_at_normal_priority():
+    """Ray's default worker niceness (15) starves evaluations beside any busy process."""
+    code = (
+        "import os, ray\n"
+        "from dse.runners.ray_runner import _init_ray\n"
+        "_init_ray(None, 1)\n"
+        "print('NICE', ray.get(ray.remote(lambda: os.nice(0)).remote()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert "NICE 0" in out.stdout, out.stdout + out.stderr
+    assert ray.get(ray.remote(lambda: os.nice(0)).remote()) == 0  # this module's Ray too

@@ -72,7 +72,15 @@ ray = pytest.importorskip("ray")
 def local_ray():
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    from dse.runners.ray_runner import LOCAL_RAY_SYSTEM_CONFIG
+
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="WARNING",
+        log_to_driver=False,
+        _system_config=LOCAL_RAY_SYSTEM_CONFIG,
+    )
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
