@@ -22,6 +22,10 @@ Schema (one study per store):
   text per design because ``frame()`` then decodes 100k rows with a single
   ``json.loads`` call, far faster than pivoting a narrow (design, name, value)
   table of a million rows.
+* ``trainings``: training lineage, ``training_key`` -> ``parent_key`` (the model that
+  training fine-tunes from, issue 15); the frame shows it as ``parent_key``. A table of
+  its own because lineage belongs to a training, which many designs share, and because
+  ``create_all`` adds it to a store written before it existed.
 * ``meta``: key -> JSON value for the study loop's bookkeeping.
 * ``counters``: named integer counters (``done_seq``), bumped under the write
   lock so completion numbers stay unique across processes.
@@ -62,6 +66,7 @@ META_COLUMNS = (
     "attempts",
     "error",
     "training_key",
+    "parent_key",
     "worker",
     "created_at",
     "started_at",
@@ -200,6 +205,12 @@ def _metadata() -> tuple[sa.MetaData, dict[str, sa.Table]]:
         sa.Column("done_seq", sa.Integer),
         sa.Column("metrics", sa.Text),
     )
+    trainings = sa.Table(
+        "trainings",
+        md,
+        sa.Column("training_key", sa.String(128), primary_key=True),
+        sa.Column("parent_key", sa.String(128), nullable=False),
+    )
     meta = sa.Table(
         "meta",
         md,
@@ -212,7 +223,13 @@ def _metadata() -> tuple[sa.MetaData, dict[str, sa.Table]]:
         sa.Column("name", sa.String(64), primary_key=True),
         sa.Column("value", sa.Integer, nullable=False),
     )
-    return md, {"study": study, "designs": designs, "meta": meta, "counters": counters}
+    return md, {
+        "study": study,
+        "designs": designs,
+        "trainings": trainings,
+        "meta": meta,
+        "counters": counters,
+    }
 
 
 def _make_engine(url_or_path: str | os.PathLike[str]) -> tuple[sa.Engine, Path | None]:
@@ -270,6 +287,7 @@ class Store:
         self._md, t = _metadata()
         self._study, self._designs = t["study"], t["designs"]
         self._meta, self._counters = t["meta"], t["counters"]
+        self._trainings = t["trainings"]
         self._pid = os.getpid()
         self._name: str | None = None
         try:
@@ -450,6 +468,18 @@ class Store:
         return None if row is None else dict(row._mapping)
 
     # ------------------------------------------------------------------ meta
+    def record_lineage(self, parents: dict[str, str]) -> None:
+        """Record ``training_key -> parent_key`` pairs (idempotent; a key keeps its first
+        parent: both are content hashes, so a key has one parent)."""
+        rows = [{"training_key": k, "parent_key": p} for k, p in parents.items() if k and p]
+        self._insert_ignore(self._trainings, rows, ("training_key",))
+
+    def lineage(self) -> dict[str, str]:
+        """Every recorded ``training_key -> parent_key``."""
+        t = self._trainings
+        with self._read() as conn:
+            return dict(conn.execute(sa.select(t.c.training_key, t.c.parent_key)).all())
+
     def set_meta(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable value under ``key`` (overwrites)."""
         text = _dumps(value)
@@ -824,6 +854,7 @@ class Store:
             return np.array(values, dtype=np.float64)  # None -> NaN
 
         started, finished = floats(cols[8]), floats(cols[9])
+        parents = self.lineage()
         meta = pd.DataFrame(
             {
                 "design_id": pd.array(cols[0], dtype="str"),
@@ -832,6 +863,7 @@ class Store:
                 "attempts": np.asarray(cols[3], dtype=np.int64),
                 "error": pd.array(cols[4], dtype="str"),
                 "training_key": pd.array(cols[5], dtype="str"),
+                "parent_key": pd.array([parents.get(k) for k in cols[5]], dtype="str"),
                 "worker": pd.array(cols[6], dtype="str"),
                 "created_at": floats(cols[7]),
                 "started_at": started,

@@ -21,15 +21,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dse.query import HypervolumeTracker
 from dse.runners.base import EvalResult, EvalTask, Runner
 from dse.spec import ResolvedStudy, SpecError
 from dse.termination import FailFast, budget_rules, first_stop, state_now
-from evaluators.base import stable_hash
+from evaluators.base import Evaluator, stable_hash
+
+if TYPE_CHECKING:
+    from dse.store import Store
 
 __all__ = ["StudyLoop", "StudyOutcome", "design_id_for", "make_runner"]
+
+
+def record_lineage(
+    store: Store, evaluator: Evaluator, rows: list[tuple[str, dict[str, Any], str | None]]
+) -> None:
+    """Record which model each row's training fine-tunes from, before the rows themselves,
+    so a design in the store never lacks its lineage (issue 15: ``parent_key``)."""
+    parents = {key: evaluator.parent_key(d) for _, d, key in rows if key is not None}
+    store.record_lineage({k: p for k, p in parents.items() if p is not None})
 
 
 def design_id_for(resolved: ResolvedStudy, design: dict[str, Any]) -> str:
@@ -313,6 +325,7 @@ class StudyLoop:
                     else:
                         unique[did] = [design, 1]
                 rows = [(did, d, evaluator.training_key(d)) for did, (d, _) in unique.items()]
+                record_lineage(self.store, evaluator, rows)
                 # the store admits designs only up to the budget, whoever else drives
                 claim = self.store.reserve_designs(rows, _as_limit(budget_n))
                 inserted = set(claim.new)

@@ -189,7 +189,7 @@ class _StoreCallback(_tune_callback_base()):  # type: ignore[misc]
     def record(
         self, result: dict[str, Any], error: str | None = None, design: dict | None = None
     ) -> None:
-        from dse.study import design_id_for
+        from dse.study import design_id_for, record_lineage
 
         store, resolved = self._open()
         if design is None:
@@ -199,6 +199,7 @@ class _StoreCallback(_tune_callback_base()):  # type: ignore[misc]
             design = json.loads(text)
         did = design_id_for(resolved, design)
         key = resolved.evaluator.training_key(design)
+        record_lineage(store, resolved.evaluator, [(did, design, key)])
         store.add_designs([(did, design, key)])
         names = set(resolved.evaluator.metric_names())
         failed = error is not None or bool(result.get(_FAILED))

@@ -52,6 +52,11 @@ class Evaluator(ABC):
         """Hash of the train-stage part of ``design`` (None: nothing is trained)."""
         return None
 
+    def parent_key(self, design: Design) -> str | None:
+        """Training key of the model ``design``'s training fine-tunes from (None: from
+        scratch, or nothing is trained); the engine records it as the design's lineage."""
+        return None
+
     def check_space(self, space: Any) -> None:
         """Raise :class:`EvaluatorError` if ``space`` can propose designs this evaluator
         rejects (a key, a choice, a bound). Called before any store exists, so a bad study

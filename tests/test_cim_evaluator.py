@@ -199,7 +199,7 @@ def test_deploy_only_changes_never_retrain(cim_cache):
     # a fresh evaluator (another worker) loads the weights from disk and agrees exactly
     other = CimEvaluator(cache_dir=str(cim_cache), **OPTIONS)
     assert other.evaluate(BASE) == base
-    assert other.stats == {"trained": 0, "loaded": 1, "memo": 0}
+    assert other.stats == {"trained": 0, "loaded": 1, "memo": 0, "parents_trained": 0}
     # seed 002's external test-set noise is deploy-only too: same weights, lower accuracy
     corrupted = CimEvaluator(
         cache_dir=str(cim_cache), test_noise="salt_pepper", test_noise_level=0.4, **OPTIONS

@@ -97,6 +97,7 @@ BASE_METRICS = (
     "avg_weight_bits",
     "compression",
     "train_time_s",
+    "warm_started",
 )
 
 
@@ -138,7 +139,11 @@ class CimEvaluator(Evaluator):
     speckle, salt_pepper), ``batch_size`` (training mini-batch), ``noise_rng``
     (``native``: the compiled noise kernel, an error where it cannot be built;
     ``torch``: torch's generators — other chips for a seed, and, being an option, other
-    design ids; never switched silently, issue 12 item 8).
+    design ids; never switched silently, issue 12 item 8), ``warm_start`` (default true:
+    every noise-aware, regularized or quantized training fine-tunes the digital model of
+    its network, trained once per cache — training/lineage.py; false: every training from
+    scratch), ``finetune_epochs`` (a warm-started training's epochs; default a quarter of
+    the from-scratch ``epochs``, at least 1: lineage.FINETUNE_FRACTION).
     """
 
     name = "cim"
@@ -163,6 +168,8 @@ class CimEvaluator(Evaluator):
         test_noise_level: float = 0.0,
         batch_size: int = 64,
         noise_rng: str = "native",
+        warm_start: bool = True,
+        finetune_epochs: int | None = None,
     ):
         if dataset not in DATASETS:
             raise EvaluatorError(f"cim: dataset={dataset!r}; allowed: {', '.join(DATASETS)}")
@@ -175,8 +182,11 @@ class CimEvaluator(Evaluator):
         for label, value, low in (("mc_instances", mc_instances, 1), ("batch_size", batch_size, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise EvaluatorError(f"cim: {label}={value!r} must be an integer >= {low}")
+        if not isinstance(warm_start, bool):
+            raise EvaluatorError(f"cim: warm_start={warm_start!r}; allowed: true, false")
         for label, value, low in (
             ("epochs", epochs, 0),
+            ("finetune_epochs", finetune_epochs, 1),
             ("max_train", max_train, 1),
             ("max_test", max_test, 1),
         ):
@@ -201,6 +211,8 @@ class CimEvaluator(Evaluator):
         except NativeUnavailable as exc:
             raise EvaluatorError(str(exc)) from None
         self.noise_rng = noise_rng
+        self.warm_start = warm_start
+        self.finetune_epochs = finetune_epochs
         self.dataset = dataset
         self.data_dir = None if data_dir is None else str(data_dir)
         self.epochs = epochs
@@ -220,7 +232,7 @@ class CimEvaluator(Evaluator):
         self.models = ModelCache(self.cache_dir / "models")
         self._memo: OrderedDict[str, _Trained] = OrderedDict()
         #: how trained weights were obtained, for tests and progress output
-        self.stats = {"trained": 0, "loaded": 0, "memo": 0}
+        self.stats = {"trained": 0, "loaded": 0, "memo": 0, "parents_trained": 0}
 
     # -- contract ------------------------------------------------------------------------
     def metric_names(self) -> list[str]:
@@ -251,9 +263,34 @@ class CimEvaluator(Evaluator):
         return stable_hash(self.training_recipe(design), length=24)
 
     def training_recipe(self, design: Design) -> dict[str, Any]:
-        """Everything that decides the trained weights, resolved (defaults filled in)."""
+        """Everything that decides the trained weights, resolved (defaults filled in);
+        a warm-started training's recipe names its parent's key (``fine_tuned_from``)."""
         self._check_keys(design)
+        config, parent = self._lineage(design)
+        recipe = self._recipe(design, config)
+        if parent is not None:
+            recipe["fine_tuned_from"] = stable_hash(self._recipe(design, parent), length=24)
+        return recipe
+
+    def parent_key(self, design: Design) -> str | None:
+        """The training key of the model ``design``'s training fine-tunes from (None: it
+        trains from scratch). A parent's key is the key an ``ideal`` design of the same
+        network, budget and seed has, so such a design reuses the parent's training."""
+        self._check_keys(design)
+        _, parent = self._lineage(design)
+        return None if parent is None else stable_hash(self._recipe(design, parent), length=24)
+
+    def _lineage(self, design: Design):
+        """``(config to train, parent config or None)``: one decision, training/lineage.py."""
+        from evaluators.cim.training.lineage import digital_parent, finetune_budget, warm_config
+
         config = self._train_config(design)
+        parent = digital_parent(config) if self.warm_start else None
+        if parent is None:
+            return config, None
+        return warm_config(config, finetune_budget(config.epochs, self.finetune_epochs)), parent
+
+    def _recipe(self, design: Design, config) -> dict[str, Any]:
         recipe: dict[str, Any] = {
             "evaluator_version": self.version,
             "dataset": self.dataset,
@@ -378,16 +415,11 @@ class CimEvaluator(Evaluator):
         model = self._build(design)
 
         def train() -> TrainedModel:
-            from evaluators.cim.training import train_model
+            config, parent = self._lineage(design)
+            start = None if parent is None else self._parent(design, parent)
+            return self._train(design, config, start)
 
-            config = self._train_config(design)
-            device = self._device_model(design) if self._reads_device(design, config) else None
-            torch.manual_seed(config.seed)
-            net = self._build(design).to(self.device)
-            metrics = train_model(net, self.data(), config, device)
-            return TrainedModel.from_model(net.cpu(), metrics)
-
-        stored, fresh = self.models.get_or_train(key, train)
+        stored, fresh = self.models.get_or_train(key, train, parent=self.parent_key(design))
         self.stats["trained" if fresh else "loaded"] += 1
         stored.apply(model)
         model.to(self.device).eval()
@@ -396,6 +428,28 @@ class CimEvaluator(Evaluator):
         while len(self._memo) > 8:
             self._memo.popitem(last=False)
         return entry
+
+    def _parent(self, design: Design, parent) -> TrainedModel:
+        """The digital parent from the cache, trained here first if no process has: its
+        key's lock makes it one training however many workers fine-tune from it."""
+        key = stable_hash(self._recipe(design, parent), length=24)
+        stored, fresh = self.models.get_or_train(key, lambda: self._train(design, parent, None))
+        self.stats["parents_trained"] += int(fresh)
+        return stored
+
+    def _train(self, design: Design, config, start: TrainedModel | None) -> TrainedModel:
+        """Train ``design``'s network with ``config``, from ``start``'s weights if given."""
+        from evaluators.cim.training import train_model
+
+        device = self._device_model(design) if self._reads_device(design, config) else None
+        torch.manual_seed(config.seed)
+        net = self._build(design)
+        if start is not None:
+            start.apply(net)
+        net = net.to(self.device)
+        metrics = train_model(net, self.data(), config, device)
+        metrics["warm_started"] = float(start is not None)
+        return TrainedModel.from_model(net.cpu(), metrics)
 
     # -- deploy stage --------------------------------------------------------------------
     def _test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -450,6 +504,7 @@ class CimEvaluator(Evaluator):
             "sparsity_rows": float(summary["sparsity_rows"]),
             "sparsity_cols": float(summary["sparsity_cols"]),
             "train_time_s": float(trained.metrics.get("train_time_s", math.nan)),
+            "warm_started": float(trained.metrics.get("warm_started", 0.0)),
         }
         bits = avg_weight_bits(model, hw.weight_bits)
         metrics["avg_weight_bits"] = bits

@@ -14,14 +14,21 @@ model is one file ``<cache_dir>/<key>.pt``:
   needing the same key blocks on the lock and then loads the result instead of
   training again;
 * a corrupt or foreign file is reported with ``warnings.warn`` and recomputed,
-  never a crash.
+  never a crash;
+* every training done is one line of ``<cache_dir>/trainings.jsonl`` (key, the parent it
+  fine-tuned from, seconds, host, pid, time), appended with ``O_APPEND`` so lines from
+  concurrent workers never interleave: what a study's trainings cost and where they ran,
+  and the proof that a key (a parent too) was trained once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import socket
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,6 +45,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 FORMAT = 1
+TRAINING_LOG = "trainings.jsonl"
 
 
 @dataclass
@@ -134,9 +142,10 @@ class ModelCache:
                     fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def get_or_train(
-        self, key: str, train: Callable[[], TrainedModel]
+        self, key: str, train: Callable[[], TrainedModel], parent: str | None = None
     ) -> tuple[TrainedModel, bool]:
-        """Return ``(trained, was_trained_now)``; ``train`` runs at most once per key across processes."""
+        """Return ``(trained, was_trained_now)``; ``train`` runs at most once per key across
+        processes. ``parent``: the key ``train`` fine-tunes from, for the training log."""
         cached, problem = self._read(key)
         if cached is not None:
             return cached, False
@@ -147,9 +156,39 @@ class ModelCache:
                 return cached, False
             if problem_now is not None or problem is not None:
                 _warn_unreadable(self.path(key), problem_now or problem or "")
+            t0 = time.perf_counter()
             trained = train()
             self.save(key, trained)
+            self._log_training(key, parent, time.perf_counter() - t0)
             return trained, True
+
+    def _log_training(self, key: str, parent: str | None, seconds: float) -> None:
+        line = json.dumps(
+            {
+                "key": key,
+                "parent": parent,
+                "seconds": round(seconds, 3),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "at": time.time(),
+            }
+        )
+        fd = os.open(self.directory / TRAINING_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())  # one write: atomic under O_APPEND
+        finally:
+            os.close(fd)
+
+    def trainings(self) -> list[dict]:
+        """The training log, oldest first (empty if nothing was trained here)."""
+        path = self.directory / TRAINING_LOG
+        if not path.exists():
+            return []
+        out = []
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError):  # a line cut by a crash is skipped
+                out.append(json.loads(line))
+        return out
 
 
 def _first_line(exc: Exception) -> str:
