@@ -101,6 +101,8 @@ def test_which_trainings_have_a_parent(tmp_path):
 
 
 def test_parent_trained_once_under_concurrent_ray_workers(tmp_path):
+    from ray_helpers import drain
+
     from dse.runners.ray_runner import RayRunner
 
     spec = EvaluatorSpec("cim", {**TINY, "cache_dir": str(tmp_path), "epochs": 2})
@@ -116,9 +118,7 @@ def test_parent_trained_once_under_concurrent_ray_workers(tmp_path):
     runner.submit(
         [EvalTask(f"d{i}", d, k) for i, (d, k) in enumerate(zip(designs, keys, strict=True))]
     )
-    out = []
-    while len(out) < 4:
-        out += runner.results(timeout=60)
+    out = drain(runner)
     runner.close()
     assert all(r.status == "done" for r in out), [r.error for r in out]
     log = ModelCache(tmp_path / "models").trainings()
