@@ -117,7 +117,7 @@ def generate() -> str:
         (OptimizerSpec, "optimizer (extra keys are passed to the backend)"),
         (RunnerSpec, "runner"),
         (SweepSpec, "sweep"),
-        (HalvingSpec, "sweep.halving"),
+        (HalvingSpec, "sweep.halving and fidelity (dse run)"),
     ):
         parts.append(_section(model, title))
     parts.append(_hw_section())

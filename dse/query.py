@@ -94,11 +94,15 @@ def feasible_done(
     constraints: Sequence[str | Constraint] = (),
     where: str | None = None,
 ) -> pd.DataFrame:
-    """Rows that are done (when a ``status`` column exists), satisfy every
-    constraint (violation <= 0; NaN counts as infeasible) and the ``where`` filter."""
+    """Rows that are done (when a ``status`` column exists), full-budget (a multi-fidelity
+    study's lower-rung results, ``partial``, are left out: the front is the chip's at its
+    full training budget), satisfy every constraint (violation <= 0; NaN counts as
+    infeasible) and the ``where`` filter."""
     keep = np.ones(len(df), dtype=bool)
     if "status" in df.columns:
         keep &= (df["status"] == "done").to_numpy(dtype=bool, na_value=False)
+    if "partial" in df.columns:
+        keep &= ~df["partial"].to_numpy(dtype=bool, na_value=False)
     for c in _as_constraints(constraints):
         try:
             v = c.violation(df)

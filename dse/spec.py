@@ -191,6 +191,12 @@ class StudySpec(_Strict):
     budget: BudgetSpec = Field(description="when to stop")
     runner: RunnerSpec = Field(default_factory=RunnerSpec, description="where evaluations run")
     sweep: SweepSpec | None = Field(None, description="dse sweep settings (halving, failures)")
+    fidelity: HalvingSpec | None = Field(
+        None,
+        description="multi-fidelity in dse run: each proposed design is evaluated at the "
+        "first rung of resource (e.g. train.epochs), the top 1/eta by non-dominated rank climb "
+        "to the next; the front is built from last-rung results only",
+    )
     ref_point: dict[str, float] | None = Field(
         None,
         description="hypervolume reference point {objective: value}; default: the nadir of all "
@@ -437,6 +443,26 @@ def load_spec(
     return resolve(spec, where=where, source=path)
 
 
+def _check_fidelity(fidelity: HalvingSpec, space: Any, evaluator: Any, where: str) -> None:
+    """The rungs set ``fidelity.resource``: the space may fix it but not search it, the
+    rungs must increase, and the evaluator must read it from the design."""
+    from search_spaces import Fixed
+
+    key = f"{where}: key 'fidelity"
+    rungs = list(fidelity.rungs)
+    if any(b <= a for a, b in zip(rungs, rungs[1:], strict=False)) or rungs[0] <= 0:
+        raise SpecError(f"{key}.rungs': value {rungs}: allowed: positive, increasing values")
+    if fidelity.resource in space.names and not isinstance(space[fidelity.resource], Fixed):
+        raise SpecError(
+            f"{key}.resource': {fidelity.resource!r} is searched by the space; the rungs set "
+            f"it: fix it ({{value: ...}}) or leave it out of the space"
+        )
+    try:
+        evaluator.check_fidelity(fidelity.resource)
+    except EvaluatorError as exc:
+        raise SpecError(f"{key}.resource': {exc}") from None
+
+
 def resolve(spec: StudySpec, *, where: str = "study", source: Path | None = None) -> ResolvedStudy:
     """Semantic checks that need the evaluator, the space and the optimizer registry."""
     from dse.optimizers import available_optimizers, create_optimizer
@@ -464,6 +490,9 @@ def resolve(spec: StudySpec, *, where: str = "study", source: Path | None = None
         evaluator.check_space(space)
     except EvaluatorError as exc:
         raise SpecError(f"{where}: key 'space': {exc}") from None
+
+    if spec.fidelity is not None:
+        _check_fidelity(spec.fidelity, space, evaluator, where)
 
     metrics = set(evaluator.metric_names())
     for obj in spec.objectives:

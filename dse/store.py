@@ -26,6 +26,10 @@ Schema (one study per store):
   training fine-tunes from, issue 15); the frame shows it as ``parent_key``. A table of
   its own because lineage belongs to a training, which many designs share, and because
   ``create_all`` adds it to a store written before it existed.
+* ``rungs``: multi-fidelity (``fidelity:`` in the study file): the rung of each design row
+  evaluated at a reduced budget, the candidate (the optimizer's design id) it belongs to,
+  and whether it is the last rung; the frame shows ``rung`` and ``partial`` (a lower-rung
+  result, which fronts and hypervolumes leave out).
 * ``meta``: key -> JSON value for the study loop's bookkeeping.
 * ``counters``: named integer counters (``done_seq``), bumped under the write
   lock so completion numbers stay unique across processes.
@@ -73,6 +77,8 @@ META_COLUMNS = (
     "finished_at",
     "duration_s",
     "done_seq",
+    "rung",
+    "partial",
 )
 _CHUNK = 500  # ids per IN (...) list; well under SQLite's bound-variable limit
 _SCHEMA_VERSION = 1
@@ -211,6 +217,14 @@ def _metadata() -> tuple[sa.MetaData, dict[str, sa.Table]]:
         sa.Column("training_key", sa.String(128), primary_key=True),
         sa.Column("parent_key", sa.String(128), nullable=False),
     )
+    rungs = sa.Table(
+        "rungs",
+        md,
+        sa.Column("design_id", sa.String(128), primary_key=True),
+        sa.Column("candidate_id", sa.String(128), nullable=False, index=True),
+        sa.Column("rung", sa.Integer, nullable=False),
+        sa.Column("final", sa.Boolean, nullable=False),
+    )
     meta = sa.Table(
         "meta",
         md,
@@ -227,6 +241,7 @@ def _metadata() -> tuple[sa.MetaData, dict[str, sa.Table]]:
         "study": study,
         "designs": designs,
         "trainings": trainings,
+        "rungs": rungs,
         "meta": meta,
         "counters": counters,
     }
@@ -287,7 +302,7 @@ class Store:
         self._md, t = _metadata()
         self._study, self._designs = t["study"], t["designs"]
         self._meta, self._counters = t["meta"], t["counters"]
-        self._trainings = t["trainings"]
+        self._trainings, self._rungs = t["trainings"], t["rungs"]
         self._pid = os.getpid()
         self._name: str | None = None
         try:
@@ -479,6 +494,30 @@ class Store:
         t = self._trainings
         with self._read() as conn:
             return dict(conn.execute(sa.select(t.c.training_key, t.c.parent_key)).all())
+
+    def record_rungs(self, rows: list[tuple[str, str, int, bool]]) -> None:
+        """Record ``(design_id, candidate_id, rung, final)`` of multi-fidelity rows
+        (idempotent; written before the designs themselves)."""
+        self._insert_ignore(
+            self._rungs,
+            [
+                {"design_id": d, "candidate_id": c, "rung": int(r), "final": bool(f)}
+                for d, c, r, f in rows
+            ],
+            ("design_id",),
+        )
+
+    def rungs(self) -> dict[str, tuple[str, int, bool]]:
+        """``design_id -> (candidate_id, rung, final)`` of every multi-fidelity row in the
+        study (a rung recorded for a row the budget then refused is not one)."""
+        t, d = self._rungs, self._designs
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(t.c.design_id, t.c.candidate_id, t.c.rung, t.c.final).join(
+                    d, d.c.design_id == t.c.design_id
+                )
+            )
+            return {d: (c, int(r), bool(f)) for d, c, r, f in rows}
 
     def set_meta(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable value under ``key`` (overwrites)."""
@@ -855,6 +894,7 @@ class Store:
 
         started, finished = floats(cols[8]), floats(cols[9])
         parents = self.lineage()
+        rungs = self.rungs()
         meta = pd.DataFrame(
             {
                 "design_id": pd.array(cols[0], dtype="str"),
@@ -863,13 +903,28 @@ class Store:
                 "attempts": np.asarray(cols[3], dtype=np.int64),
                 "error": pd.array(cols[4], dtype="str"),
                 "training_key": pd.array(cols[5], dtype="str"),
-                "parent_key": pd.array([parents.get(k) for k in cols[5]], dtype="str"),
+                "parent_key": pd.array(
+                    [parents.get(k) for k in cols[5]] if parents else [None] * len(rows),
+                    dtype="str",
+                ),
                 "worker": pd.array(cols[6], dtype="str"),
                 "created_at": floats(cols[7]),
                 "started_at": started,
                 "finished_at": finished,
                 "duration_s": finished - started,
                 "done_seq": pd.array(cols[10], dtype="Int64"),
+                "rung": pd.array(
+                    [rungs[d][1] if d in rungs else None for d in cols[0]]
+                    if rungs
+                    else [None] * len(rows),
+                    dtype="Int64",
+                ),
+                "partial": pd.array(
+                    [d in rungs and not rungs[d][2] for d in cols[0]]
+                    if rungs
+                    else np.zeros(len(rows), dtype=bool),
+                    dtype="boolean",
+                ),
             }
         )
         params = _typed_records(_loads_many(cols[11]), len(rows), nullable_int=True)

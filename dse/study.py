@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dse.fidelity import Ladder
 from dse.query import HypervolumeTracker
 from dse.runners.base import EvalResult, EvalTask, Runner
 from dse.spec import ResolvedStudy, SpecError
@@ -129,6 +130,15 @@ class StudyLoop:
         )
         # design_id -> (design, times it was asked again while in flight)
         self._in_flight: dict[str, tuple[dict[str, Any], int]] = {}
+        # multi-fidelity (dse/fidelity.py): rung row id -> (candidate design, rung, candidate id)
+        self.ladder = (
+            None
+            if self.spec.fidelity is None
+            else Ladder.from_spec(self.spec.fidelity, self.objectives)
+        )
+        self._rung_of: dict[str, tuple[dict[str, Any], int, str]] = {}
+        self._pending_promotions: list[tuple[dict[str, Any], int, str]] = []
+        self._promotions_open = True
         self.cache_hits = 0
         self._eval_seconds = 0.0
         self._bar: Any = None
@@ -175,22 +185,81 @@ class StudyLoop:
                 else:
                     print(line, file=sys.stderr)
 
-    def _tell(self, results: list[EvalResult]) -> list[tuple[dict[str, Any], dict[str, float]]]:
-        """Tell the optimizer; returns the done ``(design, metrics)`` for the hypervolume."""
-        designs, metrics, done = [], [], []
+    def _tell(
+        self, results: list[EvalResult]
+    ) -> tuple[
+        list[tuple[dict[str, Any], dict[str, float]]], list[tuple[dict[str, Any], int, str]]
+    ]:
+        """Tell the optimizer; returns the full-budget done ``(design, metrics)`` for the
+        hypervolume and, in a multi-fidelity study, the candidates that climb a rung."""
+        designs, metrics, done, climb = [], [], [], []
         for r in results:
             design, repeats = self._in_flight.pop(r.design_id, (None, 0))
             if design is None:
                 continue
             m = r.metrics if r.status == "done" else None
-            if m:
+            if r.design_id in self._rung_of:
+                design, rung, cid = self._rung_of.pop(r.design_id)
+                if self._promotions_open and self.ladder.promotes(cid, rung, m):  # type: ignore[union-attr]
+                    climb.append((design, rung + 1, cid))
+                    continue  # the optimizer hears of it at the highest rung it reaches
+                if m and rung == self.ladder.last:  # type: ignore[union-attr]
+                    done.append((design, m))  # only full-budget results count for the front
+            elif m:
                 done.append((design, m))
             for _ in range(1 + repeats):
                 designs.append(design)
                 metrics.append(m)
         if designs:
             self.optimizer.tell(designs, metrics)
-        return done
+        return done, climb
+
+    def _queue_rungs(
+        self, items: list[tuple[dict[str, Any], int, str]], budget_n: float
+    ) -> tuple[list[tuple[str, dict[str, Any], str | None]], list[str], bool]:
+        """Record the rung rows of ``items`` (candidate, rung, candidate id) and reserve
+        them in the store: ``(new rows to dispatch, ids already recorded, refused)``."""
+        evaluator = self.resolved.evaluator
+        rows, marks = [], []
+        for cand, rung, cid in items:
+            design = self.ladder.at(cand, rung)  # type: ignore[union-attr]
+            did = design_id_for(self.resolved, design)
+            self._rung_of[did] = (cand, rung, cid)
+            rows.append((did, design, evaluator.training_key(design)))
+            marks.append((did, cid, rung, rung == self.ladder.last))  # type: ignore[union-attr]
+        record_lineage(self.store, evaluator, rows)
+        self.store.record_rungs(marks)
+        claim = self.store.reserve_designs(rows, _as_limit(budget_n))
+        new = set(claim.new)
+        return [r for r in rows if r[0] in new], list(claim.existing), bool(claim.refused)
+
+    def _climb(self, items: list[tuple[dict[str, Any], int, str]], budget_n: float) -> int:
+        """Dispatch promoted candidates at their next rung; returns how many rows it added.
+
+        A next rung the store already holds (a repeated candidate) is told from the store;
+        one it refuses (the budget is spent) ends the climb: the optimizer hears the
+        candidate's result at the rung below."""
+        fresh, existing, _ = self._queue_rungs(items, budget_n)
+        fresh_ids = {r[0] for r in fresh}
+        cached = self.store.cached_metrics(existing) if existing else {}
+        told_d, told_m = [], []
+        for cand, rung, cid in items:
+            did = design_id_for(self.resolved, self.ladder.at(cand, rung))  # type: ignore[union-attr]
+            if did in fresh_ids:
+                continue
+            self._rung_of.pop(did, None)
+            m = cached.get(did) if did in cached else self._rung_metrics(cid, rung - 1)
+            told_d.append(cand)
+            told_m.append(m)
+        if told_d:
+            self.optimizer.tell(told_d, told_m)
+        self._dispatch(fresh, {})
+        return len(fresh)
+
+    def _rung_metrics(self, candidate_id: str, rung: int) -> dict[str, float] | None:
+        """The recorded metrics of ``candidate_id`` at ``rung`` (None if absent or failed)."""
+        ids = [d for d, (c, r, _) in self.store.rungs().items() if c == candidate_id and r == rung]
+        return self.store.cached_metrics(ids).get(ids[0]) if ids else None
 
     def _report_progress(self, budget_n: float, t_end: float | None, hv: float) -> None:
         counts = self._counts()
@@ -288,6 +357,9 @@ class StudyLoop:
         history = self.store.history()
         if not history:
             return
+        if self.ladder is not None:
+            self._warm_start_ladder(history)
+            return
         designs = [self.resolved.space.canonicalize(r.params) for r in history]
         metrics = [r.metrics if r.status == "done" else None for r in history]
         self._eval_seconds = sum(
@@ -295,6 +367,41 @@ class StudyLoop:
         )
         self.optimizer.warm_start(designs, metrics)
         self.hv.add([(d, m) for d, m in zip(designs, metrics, strict=True) if m], len(metrics))
+
+    def _warm_start_ladder(self, history: list[Any]) -> None:
+        """Multi-fidelity resume: replay the rung results in completion order through the
+        halving book (the same decisions as before the stop), tell the optimizer each
+        candidate's highest recorded rung, and queue the promotions decided but never
+        recorded (the driver died between a result and its next rung)."""
+        ladder, space = self.ladder, self.resolved.space
+        assert ladder is not None
+        rungs = self.store.rungs()
+        recorded = {(cid, rung) for cid, rung, _ in rungs.values()}
+        top: dict[str, tuple[dict[str, Any], int, bool, dict[str, float] | None]] = {}
+        full = []
+        for r in history:
+            if r.design_id not in rungs:
+                continue
+            cid, rung, _ = rungs[r.design_id]
+            cand = ladder.candidate(r.params, space)
+            m = r.metrics if r.status == "done" else None
+            climbs = ladder.promotes(cid, rung, m)
+            if cid not in top or rung >= top[cid][1]:
+                top[cid] = (cand, rung, climbs, m)
+            if m and rung == ladder.last:
+                full.append((cand, m))
+        designs, metrics = [], []
+        for cid, (cand, rung, climbs, m) in top.items():
+            if climbs and (cid, rung + 1) not in recorded:
+                self._pending_promotions.append((cand, rung + 1, cid))
+            elif not climbs or (cid, rung + 1) not in recorded:
+                designs.append(cand)
+                metrics.append(m)
+        self._eval_seconds = sum(
+            (r.finished_at or 0.0) - (r.started_at or 0.0) for r in history if r.started_at
+        )
+        self.optimizer.warm_start(designs, metrics)
+        self.hv.add(full, len(history))
 
     def _main(self, budget_n: float, t_end: float | None) -> str:
         space = self.resolved.space
@@ -314,18 +421,28 @@ class StudyLoop:
             if can_ask and free > 0 and not self.optimizer.exhausted():
                 asked = self.optimizer.ask(int(min(free, budget_n - total)))
                 unique: dict[str, list[Any]] = {}  # design_id -> [design, times asked]
+                told_as: dict[str, dict[str, Any]] = {}  # design_id -> the optimizer's design
                 for raw in asked:
                     design = space.canonicalize(raw)
-                    did = design_id_for(self.resolved, design)
+                    row = design if self.ladder is None else self.ladder.at(design, 0)
+                    did = design_id_for(self.resolved, row)
+                    told_as[did] = design
                     if did in self._in_flight:
                         d, rep = self._in_flight[did]
                         self._in_flight[did] = (d, rep + 1)
                     elif did in unique:
                         unique[did][1] += 1
                     else:
-                        unique[did] = [design, 1]
+                        unique[did] = [row, 1]
                 rows = [(did, d, evaluator.training_key(d)) for did, (d, _) in unique.items()]
                 record_lineage(self.store, evaluator, rows)
+                if self.ladder is not None:  # each row is its candidate's first rung
+                    marks = []
+                    for did in unique:
+                        cid = design_id_for(self.resolved, told_as[did])
+                        self._rung_of[did] = (told_as[did], 0, cid)
+                        marks.append((did, cid, 0, self.ladder.last == 0))
+                    self.store.record_rungs(marks)
                 # the store admits designs only up to the budget, whoever else drives
                 claim = self.store.reserve_designs(rows, _as_limit(budget_n))
                 inserted = set(claim.new)
@@ -338,15 +455,22 @@ class StudyLoop:
                     cached = self.store.cached_metrics(repeats)
                     designs_c, metrics_c = [], []
                     for did in repeats:
-                        design, times = unique[did]
+                        times = unique[did][1]
+                        self._rung_of.pop(did, None)
                         self.cache_hits += times
-                        designs_c += [design] * times
+                        designs_c += [told_as[did]] * times
                         metrics_c += [cached.get(did)] * times
                     self.optimizer.tell(designs_c, metrics_c)
+                for did in unique:
+                    if did not in inserted and did not in repeats:
+                        self._rung_of.pop(did, None)  # refused: the budget is spent
                 self._dispatch(fresh, {}, {did: unique[did][1] - 1 for did, _, _ in fresh})
                 total += len(fresh)
                 # repeats of recorded designs cost nothing but bring nothing new either
                 idle_rounds = 0 if fresh else idle_rounds + 1
+            if self._pending_promotions and halted is None:
+                total += self._climb(self._pending_promotions, budget_n)
+                self._pending_promotions = []
             if self.runner.pending() == 0 and not self._in_flight:
                 if halted is not None:
                     reason = halted
@@ -354,8 +478,9 @@ class StudyLoop:
                 if self.optimizer.exhausted():
                     reason = "optimizer_exhausted"
                     break
-                if space_size is not None and total >= space_size:
-                    reason = f"space exhausted after {total} distinct designs"
+                candidates = total - self._climbed_rows()
+                if space_size is not None and candidates >= space_size:
+                    reason = f"space exhausted after {candidates} distinct designs"
                     break
                 if idle_rounds > MAX_IDLE_ROUNDS:
                     # the optimizer keeps proposing only recorded designs
@@ -365,7 +490,10 @@ class StudyLoop:
             self._heartbeat()
             results = self._collect(timeout=0.5)
             if results:
-                done = self._tell(results)
+                self._promotions_open = halted is None
+                done, climb = self._tell(results)
+                if climb:
+                    total += self._climb(climb, budget_n)
                 recorded += len(results)
                 hv = self.hv.add(done, recorded)
                 self._report_progress(budget_n, t_end, hv)
@@ -374,6 +502,12 @@ class StudyLoop:
                     # designs still in flight stay recorded as running: resume re-queues them
                     return fail_fast.describe()
         return reason
+
+    def _climbed_rows(self) -> int:
+        """Rows that are a candidate's second or later rung (0 without multi-fidelity)."""
+        if self.ladder is None:
+            return 0
+        return sum(1 for _, rung, _ in self.store.rungs().values() if rung > 0)
 
     def _cpu_seconds(self) -> float:
         """CPU-seconds spent on evaluations so far (recorded durations × CPUs per evaluation)."""

@@ -57,6 +57,11 @@ class Evaluator(ABC):
         scratch, or nothing is trained); the engine records it as the design's lineage."""
         return None
 
+    def check_fidelity(self, resource: str) -> None:
+        """Raise :class:`EvaluatorError` if design key ``resource`` cannot serve as a
+        multi-fidelity budget (the study's ``fidelity.resource``). Default: accept."""
+        return None
+
     def check_space(self, space: Any) -> None:
         """Raise :class:`EvaluatorError` if ``space`` can propose designs this evaluator
         rejects (a key, a choice, a bound). Called before any store exists, so a bad study

@@ -259,6 +259,17 @@ class CimEvaluator(Evaluator):
         except ValueError as exc:
             raise EvaluatorError(f"cim: {exc}") from None
 
+    def check_fidelity(self, resource: str) -> None:
+        """The training budget ``train.epochs`` is the one fidelity; the ``epochs`` option
+        would override every rung with one value."""
+        if resource != "train.epochs":
+            raise EvaluatorError(f"cim: fidelity resource {resource!r}; allowed: train.epochs")
+        if self.epochs is not None:
+            raise EvaluatorError(
+                f"cim: the evaluator option epochs={self.epochs} overrides train.epochs at "
+                "every rung; leave it out (the last rung is the full training budget)"
+            )
+
     def training_key(self, design: Design) -> str:
         return stable_hash(self.training_recipe(design), length=24)
 
