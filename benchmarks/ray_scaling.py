@@ -28,7 +28,7 @@ os.chdir(ROOT)  # Ray workers import the project from the driver's working direc
 import ray  # noqa: E402
 
 from dse.runners.base import EvalTask  # noqa: E402
-from dse.runners.ray_runner import LOCAL_RAY_SYSTEM_CONFIG, RayRunner  # noqa: E402
+from dse.runners.ray_runner import RayRunner, start_local_ray  # noqa: E402
 from dse.runners.serial import SerialRunner  # noqa: E402
 from evaluators.base import EvaluatorSpec  # noqa: E402
 
@@ -94,13 +94,7 @@ def main() -> None:
     serial_s = timed(SerialRunner(busy, batch=8), tasks("s", 8))
 
     t0 = time.perf_counter()
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        logging_level="WARNING",
-        log_to_driver=False,
-        _system_config=LOCAL_RAY_SYSTEM_CONFIG,
-    )
+    start_local_ray(2)
     init_s = time.perf_counter() - t0
     runner = RayRunner(busy)
     warm = RayRunner(EvaluatorSpec("busy", {"seconds": 0.05}))

@@ -15,7 +15,7 @@ ray = pytest.importorskip("ray")
 from ray_helpers import drain  # noqa: E402
 
 from dse.runners.base import EvalTask  # noqa: E402
-from dse.runners.ray_runner import LOCAL_RAY_SYSTEM_CONFIG, RayRunner, TrainingLeases  # noqa: E402
+from dse.runners.ray_runner import RayRunner, TrainingLeases, start_local_ray  # noqa: E402
 from evaluators.base import EvaluatorSpec  # noqa: E402
 from evaluators.testing import read_trainings  # noqa: E402
 
@@ -25,13 +25,7 @@ def local_ray():
     """One private 2-CPU Ray for the whole module (starting Ray costs seconds)."""
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        logging_level="WARNING",
-        log_to_driver=False,
-        _system_config=LOCAL_RAY_SYSTEM_CONFIG,
-    )
+    start_local_ray(2)
     yield
     ray.shutdown()
 

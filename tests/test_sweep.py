@@ -72,15 +72,9 @@ ray = pytest.importorskip("ray")
 def local_ray():
     if ray.is_initialized():
         ray.shutdown()
-    from dse.runners.ray_runner import LOCAL_RAY_SYSTEM_CONFIG
+    from dse.runners.ray_runner import start_local_ray
 
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        logging_level="WARNING",
-        log_to_driver=False,
-        _system_config=LOCAL_RAY_SYSTEM_CONFIG,
-    )
+    start_local_ray(2)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

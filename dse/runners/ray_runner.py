@@ -49,6 +49,7 @@ __all__ = [
     "LEASE_ACTOR",
     "LEASE_NAMESPACE",
     "LOCAL_RAY_SYSTEM_CONFIG",
+    "start_local_ray",
 ]
 
 log = logging.getLogger(__name__)
@@ -527,15 +528,23 @@ def _project_modules() -> list[str]:
     return [d for d in dirs if d and "site-packages" not in d]
 
 
+def start_local_ray(num_cpus: int | None = None) -> None:
+    """Start a private local Ray of ``num_cpus`` CPUs (default: all cores), quiet, with
+    workers at normal priority (:data:`LOCAL_RAY_SYSTEM_CONFIG`); the runner, ``dse
+    sweep``, the tests and the benchmarks all start theirs here."""
+    ray.init(
+        num_cpus=num_cpus or os.cpu_count() or 1,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+        _system_config=LOCAL_RAY_SYSTEM_CONFIG,
+    )
+
+
 def _init_ray(address: str | None, workers: int | None) -> None:
     quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address is None:
-        ray.init(
-            num_cpus=workers or os.cpu_count() or 1,
-            include_dashboard=False,
-            _system_config=LOCAL_RAY_SYSTEM_CONFIG,
-            **quiet,
-        )
+        start_local_ray(workers)
         return
     if address != "auto" and not address.startswith("ray://") and ":" not in address:
         raise ValueError(
