@@ -85,13 +85,19 @@ def _wait_for(predicate, what: str, timeout: float = 120.0) -> None:
 
 def test_second_driver_is_refused_naming_the_holder(tmp_path):
     study_file = tmp_path / "s.yaml"
-    study_file.write_text(yaml.safe_dump(study_spec({"name": "sleep", "seconds": 0.05}, 60)))
+    # the first driver's evaluations wait at a gate until the second has been refused, so
+    # the first cannot finish before the second arrives, however loaded the machine
+    gate = tmp_path / "gate"
+    study_file.write_text(
+        yaml.safe_dump(study_spec({"name": "busy", "seconds": 0.0, "gate": str(gate)}, 60))
+    )
     runs = tmp_path / "runs"
     first = _dse("run", str(study_file), "--runs-dir", str(runs), "--no-report")
     db = runs / "shared" / "study.db"
     _wait_for(lambda: db.exists() and Store(db).get_meta("driver") is not None, "the lease")
     second = _dse("resume", str(runs / "shared"), "--no-report")
     _, err = second.communicate(timeout=120)
+    gate.touch()
     assert second.returncode == 2, err
     assert f"being driven by pid {first.pid}" in err and "Traceback" not in err
     assert err.count("\n") == 1
