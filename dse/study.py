@@ -138,6 +138,9 @@ class StudyLoop:
         )
         self._rung_of: dict[str, tuple[dict[str, Any], int, str]] = {}
         self._pending_promotions: list[tuple[dict[str, Any], int, str]] = []
+        # candidate id -> times it was asked again while a lower rung was in flight: told
+        # that many extra times with its final result, as the single-fidelity loop does
+        self._carried: dict[str, int] = {}
         self._promotions_open = True
         self.cache_hits = 0
         self._eval_seconds = 0.0
@@ -202,7 +205,9 @@ class StudyLoop:
                 design, rung, cid = self._rung_of.pop(r.design_id)
                 if self._promotions_open and self.ladder.promotes(cid, rung, m):  # type: ignore[union-attr]
                     climb.append((design, rung + 1, cid))
+                    self._carried[cid] = self._carried.get(cid, 0) + repeats
                     continue  # the optimizer hears of it at the highest rung it reaches
+                repeats += self._carried.pop(cid, 0)
                 if m and rung == self.ladder.last:  # type: ignore[union-attr]
                     done.append((design, m))  # only full-budget results count for the front
             elif m:
@@ -249,8 +254,9 @@ class StudyLoop:
                 continue
             self._rung_of.pop(did, None)
             m = cached.get(did) if did in cached else self._rung_metrics(cid, rung - 1)
-            told_d.append(cand)
-            told_m.append(m)
+            times = 1 + self._carried.pop(cid, 0)
+            told_d += [cand] * times
+            told_m += [m] * times
         if told_d:
             self.optimizer.tell(told_d, told_m)
         self._dispatch(fresh, {})
@@ -394,7 +400,7 @@ class StudyLoop:
         for cid, (cand, rung, climbs, m) in top.items():
             if climbs and (cid, rung + 1) not in recorded:
                 self._pending_promotions.append((cand, rung + 1, cid))
-            elif not climbs or (cid, rung + 1) not in recorded:
+            elif not climbs:
                 designs.append(cand)
                 metrics.append(m)
         self._eval_seconds = sum(
