@@ -150,8 +150,9 @@ class CimEvaluator(Evaluator):
     #: bump when the metrics of a design change: "2" = noise from the native streams
     #: (native_rng); "3" = the cost model of counts × prices held to DNN+NeuroSim V1.4
     #: (cost/), hw.adc_type, seeded chips keyed by (seed, layer, instance, tile), PCM per
-    #: aihwkit, BSQ's magnitude bits, the S-DDHR family as in seed 000
-    version = "4"
+    #: aihwkit, BSQ's magnitude bits, the S-DDHR family as in seed 000; "5" = warm-started
+    #: trainings by default (training/lineage.py: fine-tunes of a digital parent)
+    version = "5"
 
     def __init__(
         self,
@@ -271,7 +272,7 @@ class CimEvaluator(Evaluator):
             )
 
     def training_key(self, design: Design) -> str:
-        return stable_hash(self.training_recipe(design), length=24)
+        return _key(self.training_recipe(design))
 
     def training_recipe(self, design: Design) -> dict[str, Any]:
         """Everything that decides the trained weights, resolved (defaults filled in);
@@ -280,7 +281,7 @@ class CimEvaluator(Evaluator):
         config, parent = self._lineage(design)
         recipe = self._recipe(design, config)
         if parent is not None:
-            recipe["fine_tuned_from"] = stable_hash(self._recipe(design, parent), length=24)
+            recipe["fine_tuned_from"] = _key(self._recipe(design, parent))
         return recipe
 
     def parent_key(self, design: Design) -> str | None:
@@ -289,7 +290,7 @@ class CimEvaluator(Evaluator):
         network, budget and seed has, so such a design reuses the parent's training."""
         self._check_keys(design)
         _, parent = self._lineage(design)
-        return None if parent is None else stable_hash(self._recipe(design, parent), length=24)
+        return None if parent is None else _key(self._recipe(design, parent))
 
     def _lineage(self, design: Design):
         """``(config to train, parent config or None)``: one decision, training/lineage.py."""
@@ -443,7 +444,7 @@ class CimEvaluator(Evaluator):
     def _parent(self, design: Design, parent) -> TrainedModel:
         """The digital parent from the cache, trained here first if no process has: its
         key's lock makes it one training however many workers fine-tune from it."""
-        key = stable_hash(self._recipe(design, parent), length=24)
+        key = _key(self._recipe(design, parent))
         stored, fresh = self.models.get_or_train(key, lambda: self._train(design, parent, None))
         self.stats["parents_trained"] += int(fresh)
         return stored
@@ -522,6 +523,11 @@ class CimEvaluator(Evaluator):
         metrics["compression"] = 32.0 / bits
         metrics.update({k: float(v) for k, v in price.items()})
         return metrics
+
+
+def _key(recipe: dict[str, Any]) -> str:
+    """A training key: the content hash of a resolved training recipe."""
+    return stable_hash(recipe, length=24)
 
 
 def _refuse_unknown_keys(names) -> None:
