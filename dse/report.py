@@ -452,11 +452,14 @@ def _summary_html(ctx: _Context) -> str:
             )
     n_total = len(ctx.frame)
     used = ""
+    finished = int((ctx.frame["status"].astype(str) == "done").sum())  # rungs included
     if isinstance(budget, Mapping) and budget.get("evaluations"):
-        used = f"{len(ctx.done) / float(budget['evaluations']):.0%} of budget"
+        used = f"{finished / float(budget['evaluations']):.0%} of budget"
+    if finished > len(ctx.done):
+        used += f"{', ' if used else ''}{len(ctx.done):,} at the full training budget"
     cards = [
         ("designs", f"{n_total:,}", ", ".join(f"{k} {v:,}" for k, v in dict(counts).items())),
-        ("finished", f"{len(ctx.done):,}", used),
+        ("finished", f"{finished:,}", used),
         ("Pareto-optimal", f"{len(ctx.front):,}", "feasible, non-dominated"),
     ]
     if ctx.hv is not None:
@@ -766,6 +769,8 @@ def write_report(
     if ref_point is None and spec.get("ref_point"):
         ref_point = dict(spec["ref_point"])  # the study's stated point, as its run used
     done = frame[frame["status"].astype(str) == "done"].copy()
+    if "partial" in done.columns:  # a multi-fidelity study's lower rungs are not designs
+        done = done[~done["partial"].to_numpy(dtype=bool, na_value=False)]
     front = _pareto_front(frame, objectives, constraints)
     params, log_params = _params(frame, spec)
     hv, ref, hist = _hypervolume(frame, objectives, constraints, ref_point)
