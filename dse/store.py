@@ -276,9 +276,9 @@ def _make_engine(url_or_path: str | os.PathLike[str]) -> tuple[sa.Engine, Path |
         # processes upgrade read locks to write locks at the same time).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=60000")
+        _use_wal(cur)
+        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
@@ -288,6 +288,27 @@ def _make_engine(url_or_path: str | os.PathLike[str]) -> tuple[sa.Engine, Path |
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine, path
+
+
+def _use_wal(cur: Any, wait_s: float = 60.0) -> None:
+    """Put the file in WAL mode, waiting for other processes. Switching the journal mode
+    fails at once with "database is locked" while another connection writes — SQLite's
+    busy handler does not cover it — which is what two drivers opening a new study at the
+    same moment hit. WAL is a property of the file: once any process has set it, reading
+    the mode is enough; otherwise retry until ``wait_s``."""
+    import sqlite3
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class Store:

@@ -246,3 +246,28 @@ def test_store_overhead_per_design_is_small(tmp_path):
     per_design = (time.perf_counter() - t0) / n
     assert s.counts()["done"] == n
     assert per_design < 10e-3, f"{per_design * 1e3:.2f} ms per design"
+
+
+def test_opening_a_store_waits_for_another_writer_instead_of_failing(tmp_path):
+    """Switching to WAL fails at once with "database is locked" while another connection
+    writes (SQLite's busy handler does not cover it): two drivers opening a new study at
+    once hit it. Store() must wait for the writer, not fail."""
+    import sqlite3
+    import threading
+
+    path = tmp_path / "s.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other(x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO other VALUES (1)")
+    done = threading.Event()
+
+    def commit_when_store_waits() -> None:
+        done.wait(0.3)  # Store() is blocked meanwhile; the outcome does not depend on it
+        writer.execute("COMMIT")
+
+    threading.Thread(target=commit_when_store_waits).start()
+    with Store(path) as store:  # raised StoreUnavailable("... database is locked") before
+        assert sum(store.counts().values()) == 0  # opened, schema made, nothing recorded
+    done.set()
+    writer.close()
