@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 
 from dse.api import run  # noqa: E402
-from dse.query import hypervolume  # noqa: E402
+from dse.query import feasible_done, hypervolume  # noqa: E402
 from evaluators.cim.model_cache import ModelCache  # noqa: E402
 
 OBJECTIVES = {"accuracy_p5": "max", "energy_nj": "min", "area_mm2": "min"}
@@ -101,8 +101,7 @@ def hv_over_time(
     frame: pd.DataFrame, t0: float, ref: dict[str, float]
 ) -> list[tuple[float, float]]:
     """(seconds since t0, hypervolume of the full-budget results finished by then)."""
-    done = frame[(frame["status"] == "done") & ~frame["partial"].fillna(False).astype(bool)]
-    done = done.sort_values("finished_at")
+    done = feasible_done(frame).sort_values("finished_at")  # done, full-budget rows
     out = []
     for i in range(1, len(done) + 1):
         sub = done.iloc[:i]

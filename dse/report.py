@@ -768,9 +768,8 @@ def write_report(
     constraints = list(spec.get("constraints") or [])
     if ref_point is None and spec.get("ref_point"):
         ref_point = dict(spec["ref_point"])  # the study's stated point, as its run used
-    done = frame[frame["status"].astype(str) == "done"].copy()
-    if "partial" in done.columns:  # a multi-fidelity study's lower rungs are not designs
-        done = done[~done["partial"].to_numpy(dtype=bool, na_value=False)]
+    # done, full-budget rows (a multi-fidelity study's lower rungs are not designs): query's rule
+    done = _query().feasible_done(frame).copy()
     front = _pareto_front(frame, objectives, constraints)
     params, log_params = _params(frame, spec)
     hv, ref, hist = _hypervolume(frame, objectives, constraints, ref_point)

@@ -221,9 +221,9 @@ class StudyLoop:
 
     def _queue_rungs(
         self, items: list[tuple[dict[str, Any], int, str]], budget_n: float
-    ) -> tuple[list[tuple[str, dict[str, Any], str | None]], list[str], bool]:
+    ) -> tuple[list[tuple[str, dict[str, Any], str | None]], set[str], list[str]]:
         """Record the rung rows of ``items`` (candidate, rung, candidate id) and reserve
-        them in the store: ``(new rows to dispatch, ids already recorded, refused)``."""
+        them in the store: ``(rows, one per item; ids new in the store; ids it held)``."""
         evaluator = self.resolved.evaluator
         rows, marks = [], []
         for cand, rung, cid in items:
@@ -235,8 +235,7 @@ class StudyLoop:
         record_lineage(self.store, evaluator, rows)
         self.store.record_rungs(marks)
         claim = self.store.reserve_designs(rows, _as_limit(budget_n))
-        new = set(claim.new)
-        return [r for r in rows if r[0] in new], list(claim.existing), bool(claim.refused)
+        return rows, set(claim.new), list(claim.existing)
 
     def _climb(self, items: list[tuple[dict[str, Any], int, str]], budget_n: float) -> int:
         """Dispatch promoted candidates at their next rung; returns how many rows it added.
@@ -244,13 +243,12 @@ class StudyLoop:
         A next rung the store already holds (a repeated candidate) is told from the store;
         one it refuses (the budget is spent) ends the climb: the optimizer hears the
         candidate's result at the rung below."""
-        fresh, existing, _ = self._queue_rungs(items, budget_n)
-        fresh_ids = {r[0] for r in fresh}
+        rows, new, existing = self._queue_rungs(items, budget_n)
+        fresh = [r for r in rows if r[0] in new]
         cached = self.store.cached_metrics(existing) if existing else {}
         told_d, told_m = [], []
-        for cand, rung, cid in items:
-            did = design_id_for(self.resolved, self.ladder.at(cand, rung))  # type: ignore[union-attr]
-            if did in fresh_ids:
+        for (cand, rung, cid), (did, _, _) in zip(items, rows, strict=True):
+            if did in new:
                 continue
             self._rung_of.pop(did, None)
             m = cached.get(did) if did in cached else self._rung_metrics(cid, rung - 1)

@@ -425,13 +425,14 @@ class CimEvaluator(Evaluator):
             self.stats["memo"] += 1
             return self._memo[key]
         model = self._build(design)
+        config, parent = self._lineage(design)
+        parent_key = None if parent is None else _key(self._recipe(design, parent))
 
         def train() -> TrainedModel:
-            config, parent = self._lineage(design)
-            start = None if parent is None else self._parent(design, parent)
+            start = None if parent is None else self._parent(design, parent, parent_key)
             return self._train(design, config, start)
 
-        stored, fresh = self.models.get_or_train(key, train, parent=self.parent_key(design))
+        stored, fresh = self.models.get_or_train(key, train, parent=parent_key)
         self.stats["trained" if fresh else "loaded"] += 1
         stored.apply(model)
         model.to(self.device).eval()
@@ -441,10 +442,9 @@ class CimEvaluator(Evaluator):
             self._memo.popitem(last=False)
         return entry
 
-    def _parent(self, design: Design, parent) -> TrainedModel:
-        """The digital parent from the cache, trained here first if no process has: its
-        key's lock makes it one training however many workers fine-tune from it."""
-        key = _key(self._recipe(design, parent))
+    def _parent(self, design: Design, parent, key: str) -> TrainedModel:
+        """The digital parent (``key``) from the cache, trained here first if no process has:
+        its key's lock makes it one training however many workers fine-tune from it."""
         stored, fresh = self.models.get_or_train(key, lambda: self._train(design, parent, None))
         self.stats["parents_trained"] += int(fresh)
         return stored
